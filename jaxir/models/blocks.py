@@ -1,0 +1,358 @@
+"""Layers shared by every jaxir model, written once with PyTorch semantics.
+
+Each layer here reproduces its PyTorch counterpart exactly (padding, groups,
+initialisation, channel order) on NHWC tensors, and declares how the official
+state-dict entries map onto its parameters (`TORCH_PARAMS`), so the converter in
+`jaxir.convert` needs no per-model code for them. Name submodules after the
+attribute the official module uses (`conv1`, `encoders_0`, ...).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+import numpy as np
+
+Dtype = Any
+PRECISION = jax.lax.Precision.HIGHEST
+
+
+def _pair(value) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    value = tuple(value)
+    if len(value) != 2:
+        raise ValueError(f"expected an int or a pair, got {value!r}")
+    return value
+
+
+# --- state-dict layout transforms (PyTorch -> Flax), used by the converter ---
+
+def oihw_to_hwio(w: np.ndarray) -> np.ndarray:
+    return np.transpose(w, (2, 3, 1, 0))
+
+
+def iohw_to_hwio(w: np.ndarray) -> np.ndarray:
+    return np.transpose(w, (2, 3, 0, 1))
+
+
+def out_in_to_in_out(w: np.ndarray) -> np.ndarray:
+    return np.transpose(w)
+
+
+def _torch_uniform_fan_in(fan_in_axes: Sequence[int], gain_sq: float = 1.0 / 3.0):
+    """PyTorch's default conv/linear init: U(-b, b) with b = sqrt(gain_sq * 3 / fan_in)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        fan_in = int(np.prod([shape[a] for a in fan_in_axes]))
+        bound = math.sqrt(3.0 * gain_sq / max(fan_in, 1))
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def _torch_bias_init(fan_in: int):
+    bound = 1.0 / math.sqrt(max(fan_in, 1))
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class Conv2d(nn.Module):
+    """`torch.nn.Conv2d` on NHWC: explicit padding, dilation, groups, padding modes."""
+
+    features: int
+    kernel_size: int | Sequence[int]
+    stride: int | Sequence[int] = 1
+    padding: int | Sequence[int] | str = 0
+    dilation: int | Sequence[int] = 1
+    groups: int = 1
+    use_bias: bool = True
+    padding_mode: str = "zeros"  # zeros | reflect | replicate | circular
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    TORCH_PARAMS = {"weight": ("params", "kernel", oihw_to_hwio), "bias": ("params", "bias", None)}
+
+    @nn.compact
+    def __call__(self, x):
+        kh, kw = _pair(self.kernel_size)
+        dh, dw = _pair(self.dilation)
+        in_features = x.shape[-1]
+        if in_features % self.groups or self.features % self.groups:
+            raise ValueError(
+                f"{self.name}: channels in={in_features} out={self.features} not divisible by groups={self.groups}"
+            )
+        if isinstance(self.padding, str):
+            if self.padding != "same":
+                raise ValueError(f"padding must be an int, a pair or 'same', got {self.padding!r}")
+            ph, pw = (dh * (kh - 1)) // 2, (dw * (kw - 1)) // 2
+        else:
+            ph, pw = _pair(self.padding)
+        fan_in = (in_features // self.groups) * kh * kw
+        kernel = self.param(
+            "kernel", _torch_uniform_fan_in((0, 1, 2)), (kh, kw, in_features // self.groups, self.features),
+            self.param_dtype,
+        )
+        if self.padding_mode != "zeros" and (ph or pw):
+            mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[self.padding_mode]
+            x = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), mode=mode)
+            pad = ((0, 0), (0, 0))
+        else:
+            pad = ((ph, ph), (pw, pw))
+        y = jax.lax.conv_general_dilated(
+            x.astype(self.dtype),
+            kernel.astype(self.dtype),
+            window_strides=_pair(self.stride),
+            padding=pad,
+            rhs_dilation=(dh, dw),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=self.groups,
+            precision=PRECISION,
+        )
+        if self.use_bias:
+            bias = self.param("bias", _torch_bias_init(fan_in), (self.features,), self.param_dtype)
+            y = y + bias.astype(self.dtype)
+        return y
+
+
+class ConvTranspose2d(nn.Module):
+    """`torch.nn.ConvTranspose2d` on NHWC (groups=1), same output size rule as PyTorch."""
+
+    features: int
+    kernel_size: int | Sequence[int]
+    stride: int | Sequence[int] = 1
+    padding: int | Sequence[int] = 0
+    output_padding: int | Sequence[int] = 0
+    dilation: int | Sequence[int] = 1
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    TORCH_PARAMS = {"weight": ("params", "kernel", iohw_to_hwio), "bias": ("params", "bias", None)}
+
+    @nn.compact
+    def __call__(self, x):
+        kh, kw = _pair(self.kernel_size)
+        dh, dw = _pair(self.dilation)
+        ph, pw = _pair(self.padding)
+        oph, opw = _pair(self.output_padding)
+        in_features = x.shape[-1]
+        # PyTorch computes fan_in from weight.size(1) * k * k = out_channels * k * k.
+        fan_in = self.features * kh * kw
+        kernel = self.param(
+            "kernel", _torch_uniform_fan_in((0, 1, 3)), (kh, kw, in_features, self.features), self.param_dtype
+        )
+        # A transposed conv is a conv of the stride-dilated input with the spatially flipped kernel.
+        flipped = kernel[::-1, ::-1].astype(self.dtype)
+        pad = (
+            (dh * (kh - 1) - ph, dh * (kh - 1) - ph + oph),
+            (dw * (kw - 1) - pw, dw * (kw - 1) - pw + opw),
+        )
+        y = jax.lax.conv_general_dilated(
+            x.astype(self.dtype),
+            flipped,
+            window_strides=(1, 1),
+            padding=pad,
+            lhs_dilation=_pair(self.stride),
+            rhs_dilation=(dh, dw),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            precision=PRECISION,
+        )
+        if self.use_bias:
+            bias = self.param("bias", _torch_bias_init(fan_in), (self.features,), self.param_dtype)
+            y = y + bias.astype(self.dtype)
+        return y
+
+
+class Linear(nn.Module):
+    """`torch.nn.Linear` on the last axis (kernel stored (in, out))."""
+
+    features: int
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    TORCH_PARAMS = {"weight": ("params", "kernel", out_in_to_in_out), "bias": ("params", "bias", None)}
+
+    @nn.compact
+    def __call__(self, x):
+        fan_in = x.shape[-1]
+        kernel = self.param("kernel", _torch_uniform_fan_in((0,)), (fan_in, self.features), self.param_dtype)
+        y = jnp.matmul(x.astype(self.dtype), kernel.astype(self.dtype), precision=PRECISION)
+        if self.use_bias:
+            y = y + self.param("bias", _torch_bias_init(fan_in), (self.features,), self.param_dtype).astype(self.dtype)
+        return y
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the channel (last) axis; `NAFNet`'s LayerNorm2d and `nn.LayerNorm` alike.
+
+    `bias_free` is Restormer's BiasFree variant: x / sqrt(var + eps) * weight (the
+    mean is used for the variance but not subtracted).
+    """
+
+    epsilon: float = 1e-5
+    use_bias: bool = True
+    bias_free: bool = False
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    TORCH_PARAMS = {"weight": ("params", "scale", None), "bias": ("params", "bias", None)}
+
+    @nn.compact
+    def __call__(self, x):
+        features = x.shape[-1]
+        # Statistics in float32 even under bfloat16 compute.
+        x32 = x.astype(jnp.float32)
+        mean = jnp.mean(x32, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+        centred = x32 if self.bias_free else x32 - mean
+        y = centred * jax.lax.rsqrt(var + self.epsilon)
+        y = y * self.param("scale", nn.initializers.ones, (features,), self.param_dtype)
+        if self.use_bias and not self.bias_free:
+            y = y + self.param("bias", nn.initializers.zeros, (features,), self.param_dtype)
+        return y.astype(self.dtype)
+
+
+class BatchNorm2d(nn.Module):
+    """`torch.nn.BatchNorm2d` (momentum 0.1, eps 1e-5, biased batch variance for normalising)."""
+
+    momentum: float = 0.1
+    epsilon: float = 1e-5
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    TORCH_PARAMS = {
+        "weight": ("params", "scale", None),
+        "bias": ("params", "bias", None),
+        "running_mean": ("batch_stats", "mean", None),
+        "running_var": ("batch_stats", "var", None),
+    }
+    # Counters the forward pass never reads.
+    TORCH_IGNORED = ("num_batches_tracked",)
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        features = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (features,), self.param_dtype)
+        bias = self.param("bias", nn.initializers.zeros, (features,), self.param_dtype)
+        running_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32))
+        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
+        x32 = x.astype(jnp.float32)
+        if train:
+            mean = jnp.mean(x32, axis=(0, 1, 2))
+            var = jnp.mean(jnp.square(x32 - mean), axis=(0, 1, 2))
+            if not self.is_initializing():
+                n = x.shape[0] * x.shape[1] * x.shape[2]
+                unbiased = var * n / max(n - 1, 1)
+                running_mean.value = (1 - self.momentum) * running_mean.value + self.momentum * mean
+                running_var.value = (1 - self.momentum) * running_var.value + self.momentum * unbiased
+        else:
+            mean, var = running_mean.value, running_var.value
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+        return y.astype(self.dtype)
+
+
+class Dropout2d(nn.Module):
+    """`torch.nn.Dropout2d`: drops whole channels; identity when not training."""
+
+    rate: float
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        return nn.Dropout(self.rate, broadcast_dims=(1, 2), deterministic=not train)(x)
+
+
+# --- stateless ops with PyTorch semantics ---
+
+gelu = functools.partial(nn.gelu, approximate=False)  # torch.nn.GELU() is the exact erf form
+
+
+def pixel_shuffle(x, upscale: int):
+    """`torch.nn.PixelShuffle` on NHWC: channel c*r*r + i*r + j goes to (h*r+i, w*r+j)."""
+    n, h, w, c = x.shape
+    r = upscale
+    x = x.reshape(n, h, w, c // (r * r), r, r)
+    x = x.transpose(0, 1, 4, 2, 5, 3)
+    return x.reshape(n, h * r, w * r, c // (r * r))
+
+
+def pixel_unshuffle(x, downscale: int):
+    """`torch.nn.PixelUnshuffle` on NHWC, the inverse of `pixel_shuffle`."""
+    n, h, w, c = x.shape
+    r = downscale
+    x = x.reshape(n, h // r, r, w // r, r, c)
+    x = x.transpose(0, 1, 3, 5, 2, 4)
+    return x.reshape(n, h // r, w // r, c * r * r)
+
+
+def global_avg_pool(x):
+    """`nn.AdaptiveAvgPool2d(1)` on NHWC."""
+    return jnp.mean(x, axis=(1, 2), keepdims=True)
+
+
+def avg_pool(x, window: int, stride: int | None = None):
+    """`nn.AvgPool2d(window, stride)` without padding."""
+    stride = stride or window
+    return nn.avg_pool(x, (window, window), strides=(stride, stride), padding="VALID")
+
+
+def interpolate_nearest(x, scale_factor: float):
+    """`F.interpolate(mode='nearest', scale_factor=s)`: source index floor(i / s)."""
+    n, h, w, c = x.shape
+    out_h, out_w = int(math.floor(h * scale_factor)), int(math.floor(w * scale_factor))
+    rows = np.minimum(np.floor(np.arange(out_h) / scale_factor).astype(np.int64), h - 1)
+    cols = np.minimum(np.floor(np.arange(out_w) / scale_factor).astype(np.int64), w - 1)
+    return x[:, rows][:, :, cols]
+
+
+def interpolate_bilinear(x, size: Sequence[int] | None = None, scale_factor: float | None = None):
+    """`F.interpolate(mode='bilinear', align_corners=False)` (no antialiasing) on NHWC."""
+    n, h, w, c = x.shape
+    if size is None:
+        if scale_factor is None:
+            raise ValueError("interpolate_bilinear needs size or scale_factor")
+        size = (int(math.floor(h * scale_factor)), int(math.floor(w * scale_factor)))
+    out_h, out_w = size
+    if (out_h, out_w) == (h, w):
+        return x
+
+    def axis_weights(in_size, out_size):
+        scale = in_size / out_size
+        src = np.maximum((np.arange(out_size) + 0.5) * scale - 0.5, 0.0)
+        lo = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+        hi = np.minimum(lo + 1, in_size - 1)
+        frac = (src - lo).astype(np.float32)
+        return lo, hi, frac
+
+    r0, r1, fr = axis_weights(h, out_h)
+    c0, c1, fc = axis_weights(w, out_w)
+    fr = jnp.asarray(fr, x.dtype)[None, :, None, None]
+    fc = jnp.asarray(fc, x.dtype)[None, None, :, None]
+    rows = x[:, r0] * (1 - fr) + x[:, r1] * fr
+    return rows[:, :, c0] * (1 - fc) + rows[:, :, c1] * fc
+
+
+def pad_to_multiple(x, multiple: int, mode: str = "constant"):
+    """Pad H and W at the bottom/right to a multiple (NAFNet's check_image_size uses zeros)."""
+    h, w = x.shape[1:3]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return x
+    return jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+# Conversion rules for Flax's own layers, should a model use them directly.
+FLAX_TORCH_PARAMS = {
+    nn.Dense: {"weight": ("params", "kernel", out_in_to_in_out), "bias": ("params", "bias", None)},
+    nn.Embed: {"weight": ("params", "embedding", None)},
+    nn.LayerNorm: {"weight": ("params", "scale", None), "bias": ("params", "bias", None)},
+    nn.GroupNorm: {"weight": ("params", "scale", None), "bias": ("params", "bias", None)},
+}
