@@ -1,0 +1,23 @@
+"""PyTorch models equivalent to the official ones, for side-by-side benchmarks.
+
+Written for jaxir (not copied from the official repositories); each is proven
+equivalent by loading a golden file's official state dict with `strict=True` and
+reproducing its official outputs (tests/test_torch_reference.py). Importing this
+package requires torch.
+"""
+from __future__ import annotations
+
+import importlib
+
+# jaxir model name -> "module:builder" taking the jaxir builder kwargs.
+REFERENCES = {
+    "nafnet": "jaxir.torch_reference.nafnet:build_nafnet",
+    "nafnet_baseline": "jaxir.torch_reference.nafnet:build_baseline",
+}
+
+
+def build_reference(name: str, **kwargs):
+    if name not in REFERENCES:
+        raise KeyError(f"no PyTorch reference for {name!r}; available: {', '.join(sorted(REFERENCES))}")
+    module_name, _, attr = REFERENCES[name].partition(":")
+    return getattr(importlib.import_module(module_name), attr)(**kwargs)
