@@ -1,0 +1,258 @@
+"""`jaxir bench`: compile time, train steps/s, inference images/s and peak memory of a model.
+
+Where torch is installed, the PyTorch reference of the same model (jaxir.torch_reference,
+proven equivalent to the official code) runs in the same process with the same
+weights, converted by jaxir's own converter, and the JAX/PyTorch ratios are reported.
+Figures are written as a row of BENCHMARKS.md together with the machine they ran on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import platform
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxir import registry
+from jaxir.parity import flatten_outputs
+
+
+@dataclasses.dataclass
+class BenchResult:
+    label: str
+    size: int
+    batch: int
+    dtype: str
+    params: int
+    compile_s: float
+    train_steps_s: float
+    infer_images_s: float
+    peak_mem_mb: float
+    torch_train_steps_s: float | None = None
+    torch_infer_images_s: float | None = None
+
+    def ratios(self) -> tuple[str, str]:
+        def ratio(a, b):
+            return f"{a / b:.2f}x" if b else "n/a"
+
+        return (ratio(self.train_steps_s, self.torch_train_steps_s),
+                ratio(self.infer_images_s, self.torch_infer_images_s))
+
+
+def machine_description() -> str:
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        cores = os.cpu_count()
+        cpu = platform.processor() or platform.machine()
+        try:
+            for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        return f"CPU: {cpu}, {cores} cores"
+    return f"{device.platform.upper()}: {device.device_kind} x{jax.device_count()}"
+
+
+def peak_memory_mb() -> float:
+    """Accelerator peak bytes where the runtime reports them, else the process's peak RSS."""
+    stats = jax.devices()[0].memory_stats() if hasattr(jax.devices()[0], "memory_stats") else None
+    if stats and "peak_bytes_in_use" in stats:
+        return stats["peak_bytes_in_use"] / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _timed(fn, repeats: int) -> float:
+    """Seconds per call, after one warm-up call that is not counted."""
+    jax.block_until_ready(fn())
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = fn()
+    jax.block_until_ready(out)
+    return (time.perf_counter() - start) / repeats
+
+
+def bench_jax(model, variables, x, steps: int):
+    """(compile seconds, train steps/s, inference images/s) with AdamW + L1 on the last output."""
+    tx = optax.adamw(1e-4)
+    params = variables["params"]
+    others = {k: v for k, v in variables.items() if k != "params"}
+    opt_state = tx.init(params)
+    target = jnp.clip(x[..., :3], 0, 1)
+
+    def loss_fn(p, batch_x):
+        out = flatten_outputs(model.apply({"params": p, **others}, batch_x, train=False))[-1]
+        return jnp.mean(jnp.abs(out.astype(jnp.float32) - target))
+
+    @jax.jit
+    def train_step(p, s, batch_x):
+        loss, grads = jax.value_and_grad(loss_fn)(p, batch_x)
+        updates, s = tx.update(grads, s, p)
+        return optax.apply_updates(p, updates), s, loss
+
+    infer = jax.jit(lambda v, batch_x: flatten_outputs(model.apply(v, batch_x, train=False))[-1])
+
+    start = time.perf_counter()
+    compiled_train = train_step.lower(params, opt_state, x).compile()
+    compiled_infer = infer.lower(variables, x).compile()
+    compile_s = time.perf_counter() - start
+
+    state = {"p": params, "s": opt_state}
+
+    def one_train_step():
+        state["p"], state["s"], loss = compiled_train(state["p"], state["s"], x)
+        return loss
+
+    train_s = _timed(one_train_step, steps)
+    infer_s = _timed(lambda: compiled_infer(variables, x), steps)
+    return compile_s, 1.0 / train_s, x.shape[0] / infer_s
+
+
+def bench_torch(name: str, kwargs: dict, x_nhwc: np.ndarray, state_dict: dict, steps: int):
+    import torch
+
+    from jaxir.torch_reference import build_reference
+
+    model = build_reference(name, **kwargs)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()}, strict=True)
+    x = torch.from_numpy(np.ascontiguousarray(np.transpose(x_nhwc, (0, 3, 1, 2))))
+    target = x[:, :3].clamp(0, 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def last(out):
+        return out[-1] if isinstance(out, (list, tuple)) else out
+
+    def train_step():
+        opt.zero_grad()
+        loss = (last(model(x)) - target).abs().mean()
+        loss.backward()
+        opt.step()
+
+    model.train()
+    train_step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        train_step()
+    train_rate = steps / (time.perf_counter() - start)
+    model.eval()
+    with torch.no_grad():
+        model(x)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model(x)
+        infer_rate = steps * x.shape[0] / (time.perf_counter() - start)
+    return train_rate, infer_rate
+
+
+def random_official_state_dict(name: str, kwargs: dict, seed: int = 0) -> dict:
+    """The PyTorch reference's own random init, as numpy: the weights both sides use."""
+    import torch
+
+    from jaxir.torch_reference import build_reference
+
+    torch.manual_seed(seed)
+    return {k: v.detach().numpy().copy() for k, v in build_reference(name, **kwargs).state_dict().items()}
+
+
+def run_model_bench(name: str, kwargs: dict, size: int, batch: int, steps: int, dtype: str,
+                    with_torch: bool, label: str | None = None) -> BenchResult:
+    from jaxir.convert.state_dict import convert_state_dict
+    from jaxir.inference import input_channels
+
+    compute_dtype = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+    entry = registry.get_entry(name)
+    model = registry.build_model(name, **kwargs, dtype=compute_dtype)
+    channels = input_channels(model)
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, size, size, channels), dtype=np.float32)
+    if with_torch:
+        state_dict = random_official_state_dict(name, kwargs)
+        variables = convert_state_dict(state_dict, model, jax.ShapeDtypeStruct(x.shape, jnp.float32),
+                                       hooks=entry.convert_hooks)
+    else:
+        variables = model.init(jax.random.key(0), jnp.asarray(x))
+    params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(variables["params"]))
+    compile_s, train_rate, infer_rate = bench_jax(model, variables, jnp.asarray(x), steps)
+    result = BenchResult(label or name, size, batch, dtype, params, compile_s, train_rate, infer_rate,
+                         peak_memory_mb())
+    if with_torch:
+        result.torch_train_steps_s, result.torch_infer_images_s = bench_torch(name, kwargs, x, state_dict, steps)
+    return result
+
+
+TABLE_HEADER = (
+    "| date | model | input | dtype | params | compile s | train steps/s | infer images/s | peak MB "
+    "| torch train steps/s | torch infer images/s | train ratio | infer ratio | machine |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def format_row(result: BenchResult) -> str:
+    train_ratio, infer_ratio = result.ratios()
+    torch_train = f"{result.torch_train_steps_s:.3f}" if result.torch_train_steps_s else "n/a"
+    torch_infer = f"{result.torch_infer_images_s:.3f}" if result.torch_infer_images_s else "n/a"
+    return (
+        f"| {datetime.date.today().isoformat()} | {result.label} | {result.batch}x{result.size}x{result.size} "
+        f"| {result.dtype} | {result.params:,} | {result.compile_s:.1f} | {result.train_steps_s:.3f} "
+        f"| {result.infer_images_s:.3f} | {result.peak_mem_mb:.0f} | {torch_train} | {torch_infer} "
+        f"| {train_ratio} | {infer_ratio} | {machine_description()} |"
+    )
+
+
+def record_row(path: str | pathlib.Path, row: str, section: str = "Models") -> None:
+    """Append a row under the `## <section>` table of a Markdown file, creating either if needed."""
+    path = pathlib.Path(path)
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    heading = f"## {section}\n"
+    header = TABLE_HEADER if section == "Models" else None
+    if heading not in text:
+        text = text.rstrip("\n") + f"\n\n{heading}\n" + (header or "")
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    end = len(text) if end == -1 else end + 1
+    block = text[start:end].rstrip("\n") + "\n" + row + "\n"
+    path.write_text(text[:start] + block + ("\n" if end < len(text) else "") + text[end:])
+
+
+def run_bench(args, overrides) -> None:
+    if args.pipeline:
+        from data_pipelines.bench import run_pipeline_bench
+
+        run_pipeline_bench(args)
+        return
+    if args.config:
+        from jaxir.config import apply_overrides, load_config
+
+        config = apply_overrides(load_config(args.config), overrides)
+        name, kwargs = config.model.name, dict(config.model.get("kwargs", {}))
+    elif args.model:
+        name, kwargs = args.model, json.loads(args.model_kwargs or "{}")
+    else:
+        raise ValueError("bench needs --model NAME [--model-kwargs JSON] or --config FILE")
+    with_torch = args.torch
+    from jaxir.torch_reference import REFERENCES
+
+    if with_torch and name not in REFERENCES:
+        print(f"no PyTorch reference for {name}: measuring JAX only")
+        with_torch = False
+    if with_torch:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("torch is not installed: measuring JAX only")
+            with_torch = False
+    result = run_model_bench(name, kwargs, args.size, args.batch, args.steps, args.dtype, with_torch, args.label)
+    row = format_row(result)
+    print(TABLE_HEADER + row)
+    if args.record:
+        record_row(args.record, row)
+        print(f"recorded in {args.record}")
