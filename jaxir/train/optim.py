@@ -1,0 +1,79 @@
+"""Optimizer from `config.optim`: AdamW, learning-rate schedule, global-norm clipping, parameter EMA.
+
+Config keys (ml_collections.ConfigDict or dict):
+  lr, b1, b2, eps, weight_decay
+  schedule: 'cosine' (linear warmup to lr, cosine decay to min_lr at the last step, as
+            NAFNet/Restormer/ConvIR train), 'multistep' (lr * gamma**k after the k-th of
+            `milestones`, as MIMO-UNet), or 'constant' (after the warmup)
+  warmup_steps, min_lr, milestones, gamma
+  clip_norm: global-norm clipping threshold (0 or None: off)
+  ema_decay: parameter EMA decay (0 or None: no EMA)
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import optax
+
+SCHEDULES = ("cosine", "multistep", "constant")
+
+
+def _get(cfg: Mapping[str, Any], key: str, default=None):
+    value = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
+    return default if value is None else value
+
+
+def make_schedule(cfg: Mapping[str, Any], num_steps: int) -> optax.Schedule:
+    """Learning rate as a function of the optimizer step."""
+    lr = float(_get(cfg, "lr"))
+    name = _get(cfg, "schedule", "cosine")
+    warmup = int(_get(cfg, "warmup_steps", 0))
+    if name not in SCHEDULES:
+        raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {name!r}")
+    if warmup < 0 or warmup > num_steps:
+        raise ValueError(f"optim.warmup_steps={warmup} must be between 0 and train.num_steps={num_steps}")
+
+    if name == "cosine":
+        min_lr = float(_get(cfg, "min_lr", 0.0))
+        return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(num_steps, warmup + 1), min_lr)
+
+    if name == "multistep":
+        milestones = [int(m) for m in _get(cfg, "milestones", ())]
+        gamma = float(_get(cfg, "gamma", 0.5))
+        if sorted(milestones) != milestones or any(m <= warmup for m in milestones):
+            raise ValueError(f"optim.milestones must be increasing steps after the warmup, got {milestones}")
+        main = optax.piecewise_constant_schedule(lr, {m - warmup: gamma for m in milestones})
+    else:
+        main = optax.constant_schedule(lr)
+    if warmup == 0:
+        return main
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+
+
+def make_optimizer(cfg: Mapping[str, Any], num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """(clip-then-AdamW transformation, its schedule)."""
+    schedule = make_schedule(cfg, num_steps)
+    adamw = optax.adamw(
+        learning_rate=schedule,
+        b1=float(_get(cfg, "b1", 0.9)),
+        b2=float(_get(cfg, "b2", 0.999)),
+        eps=float(_get(cfg, "eps", 1e-8)),
+        weight_decay=float(_get(cfg, "weight_decay", 0.0)),
+    )
+    clip_norm = _get(cfg, "clip_norm", 0.0)
+    if clip_norm:
+        return optax.chain(optax.clip_by_global_norm(float(clip_norm)), adamw), schedule
+    return adamw, schedule
+
+
+def ema_decay(cfg: Mapping[str, Any]) -> float:
+    decay = float(_get(cfg, "ema_decay", 0.0))
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"optim.ema_decay must be in [0, 1), got {decay}")
+    return decay
+
+
+def update_ema(ema_params: Any, new_params: Any, decay: float) -> Any:
+    """ema <- decay * ema + (1 - decay) * params (optax's incremental update)."""
+    return optax.incremental_update(new_params, ema_params, step_size=1.0 - decay)
+

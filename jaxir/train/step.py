@@ -1,0 +1,163 @@
+"""The train and eval steps (pure functions of state and batch), and their jitted, sharded forms."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from jaxir.parity import flatten_outputs
+from jaxir.train import sharding as shd
+from jaxir.train.optim import update_ema
+from jaxir.train.state import TrainState
+
+LossFn = Callable[[Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+def degraded_input(batch: dict[str, jax.Array], degradation: Sequence[Any] | None) -> jax.Array:
+    """The batch's 'input', or one synthesised on device from its 'target' and per-record 'seed'."""
+    if "input" in batch:
+        return batch["input"]
+    if not degradation:
+        raise ValueError("the batch has no 'input' and config.data.degradation is empty: "
+                         "clean-only data needs a degradation spec to synthesise inputs")
+    from jaxir.degradations import synthesize
+
+    return synthesize(degradation, batch["target"], batch["seed"])
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _select(accept: jax.Array, new: Any, old: Any) -> Any:
+    return jax.tree.map(lambda n, o: jnp.where(accept, n, o), new, old)
+
+
+def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransformation,
+                    schedule: optax.Schedule, *, ema_decay: float = 0.0,
+                    degradation: Sequence[Any] | None = None):
+    """`train_step(state, batch) -> (state, metrics)`.
+
+    An update whose loss or gradients are not all finite is rejected: params,
+    optimizer state, EMA and batch statistics stay as they were, `rejected_steps`
+    grows by one and the metrics say which of the two was bad. `step` always
+    advances (it counts consumed batches).
+    """
+
+    def train_step(state: TrainState, batch: dict[str, jax.Array]):
+        target = batch["target"]
+        inputs = degraded_input(batch, degradation)
+        dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+        has_batch_stats = bool(state.batch_stats)
+
+        def compute_loss(params):
+            variables = {"params": params}
+            if has_batch_stats:
+                variables["batch_stats"] = state.batch_stats
+            out = model.apply(variables, inputs, train=True, rngs={"dropout": dropout_key},
+                              mutable=["batch_stats"] if has_batch_stats else False)
+            outputs, new_stats = (out[0], out[1]["batch_stats"]) if has_batch_stats else (out, state.batch_stats)
+            loss, terms = loss_fn(outputs, target)
+            return loss.astype(jnp.float32), (terms, new_stats)
+
+        (loss, (terms, new_stats)), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
+        updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
+        new_params = optax.apply_updates(state.params, updates)
+        new_ema = update_ema(state.ema_params, new_params, ema_decay) if state.ema_params else state.ema_params
+
+        loss_finite = jnp.isfinite(loss)
+        grads_finite = _all_finite(grads)
+        accept = loss_finite & grads_finite
+        rejected = state.rejected_steps + (~accept).astype(jnp.int32)
+        applied_updates = state.step - state.rejected_steps  # the optimizer's own step count
+        new_state = state.replace(
+            step=state.step + 1,
+            params=_select(accept, new_params, state.params),
+            opt_state=_select(accept, new_opt_state, state.opt_state),
+            ema_params=_select(accept, new_ema, state.ema_params),
+            batch_stats=_select(accept, new_stats, state.batch_stats),
+            rejected_steps=rejected,
+        )
+        metrics = {
+            "loss": loss,
+            **{f"loss/{name}": value for name, value in terms.items()},
+            "grad_norm": optax.global_norm(grads),
+            "lr": schedule(applied_updates),
+            "loss_finite": loss_finite,
+            "grads_finite": grads_finite,
+            "rejected_steps": rejected,
+        }
+        return new_state, metrics
+
+    return train_step
+
+
+def jit_train_step(train_step, state_shardings: TrainState, mesh: Mesh):
+    """Jitted step: batch split over `data`, state laid out as `state_shardings` and donated."""
+    return jax.jit(
+        train_step,
+        in_shardings=(state_shardings, shd.batch_sharding(mesh)),
+        out_shardings=(state_shardings, shd.replicated(mesh)),
+        donate_argnums=(0,),
+    )
+
+
+def pad_for_model(x: jax.Array, multiple: int = 1, min_size: int = 1) -> jax.Array:
+    """Reflect-pad H, W at the bottom/right to a multiple of `multiple` and at least `min_size`."""
+    h, w = x.shape[1:3]
+
+    def padded(size):
+        size = max(size, min_size)
+        return size + (-size) % multiple
+
+    ph, pw = padded(h) - h, padded(w) - w
+    if ph == 0 and pw == 0:
+        return x
+    # Reflection needs the pad smaller than the image; replicate the edge otherwise.
+    mode = "reflect" if ph < h and pw < w else "edge"
+    return jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+def _scores(pred: jax.Array, target: jax.Array, convention: str | None) -> dict[str, jax.Array]:
+    from jaxir import metrics
+
+    if convention:
+        return metrics.evaluate_per_image(pred, target, convention)
+    pred = jnp.clip(pred, 0.0, 1.0)
+    return {"psnr": metrics.psnr(pred, target), "ssim": metrics.ssim(pred, target)}
+
+
+def make_eval_step(model: nn.Module, *, degradation: Sequence[Any] | None = None, pad_multiple: int = 1,
+                   min_size: int = 1, use_ema: bool = True, convention: str | None = None):
+    """`eval_step(state, batch) -> (per-image scores, restored images)`.
+
+    Scores of the restoration and of the degraded input (prefixed `input_`), each of
+    shape (B,). The input is padded for the model and the output cropped back to the
+    target's size. Uses the EMA parameters when the state has them and `use_ema`.
+    """
+
+    def eval_step(state: TrainState, batch: dict[str, jax.Array]):
+        target = batch["target"]
+        h, w = target.shape[1:3]
+        inputs = pad_for_model(degraded_input(batch, degradation), pad_multiple, min_size)
+        outputs = model.apply(state.variables(use_ema), inputs, train=False)
+        restored = flatten_outputs(outputs)[-1][:, :h, :w].astype(jnp.float32)
+        scores = _scores(restored, target, convention)
+        degraded = inputs[:, :h, :w]
+        if degraded.shape[-1] == target.shape[-1]:
+            scores.update({f"input_{k}": v for k, v in _scores(degraded, target, convention).items()})
+        images = {"restored": jnp.clip(restored, 0.0, 1.0), "degraded": jnp.clip(degraded, 0.0, 1.0)}
+        return scores, images
+
+    return eval_step
+
+
+def jit_eval_step(eval_step, state_shardings: TrainState, mesh: Mesh):
+    """Jitted eval step; results replicated so every process can read them."""
+    return jax.jit(eval_step, in_shardings=(state_shardings, shd.batch_sharding(mesh)),
+                   out_shardings=shd.replicated(mesh))
