@@ -1,0 +1,140 @@
+"""Training losses of the restoration papers, and `build_loss` for configs.
+
+Every loss maps (pred, target) NHWC batches to a scalar averaged over the
+batch, matching the PyTorch reductions of the official training code:
+  l1           mean |pred - target|                         (nn.L1Loss)
+  l2           mean (pred - target)^2                       (nn.MSELoss)
+  charbonnier  mean sqrt((pred - target)^2 + eps^2), eps=1e-3
+               (MPRNet / Restormer CharbonnierLoss)
+  psnr         10/ln(10) * mean_n log(mse_n + 1e-8)           (NAFNet PSNRLoss)
+  fft          L1 between the stacked real and imaginary parts of the 2-D
+               FFT over H, W of each channel. MIMO-UNet (torch.rfft with
+               onesided=False) and ConvIR (torch.fft.fft2) both use the full
+               two-sided spectrum, the default here; onesided=True uses
+               rfft2's half spectrum instead. Both train with weight 0.1.
+  lpips        mean LPIPS v0.1 distance (see jaxir.metrics.lpips)
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def l1_loss(pred: jax.Array, target: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.abs(pred - target))
+
+
+def l2_loss(pred: jax.Array, target: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.square(pred - target))
+
+
+def charbonnier_loss(pred: jax.Array, target: jax.Array,
+                     eps: float = 1e-3) -> jax.Array:
+    return jnp.mean(jnp.sqrt(jnp.square(pred - target) + eps * eps))
+
+
+def psnr_loss(pred: jax.Array, target: jax.Array) -> jax.Array:
+    """NAFNet's PSNRLoss (toY=False): minus the PSNR of [0, 1] images up to a
+    constant, averaged over the batch in the log domain."""
+    scale = 10.0 / jnp.log(10.0)
+    mse = jnp.mean(jnp.square(pred - target), axis=(1, 2, 3))
+    return scale * jnp.mean(jnp.log(mse + 1e-8))
+
+
+def fft_loss(pred: jax.Array, target: jax.Array,
+             onesided: bool = False) -> jax.Array:
+    transform = jnp.fft.rfft2 if onesided else jnp.fft.fft2
+    # axes=(1, 2) transforms H and W of each NHWC channel separately.
+    diff = (transform(pred.astype(jnp.float32), axes=(1, 2))
+            - transform(target.astype(jnp.float32), axes=(1, 2)))
+    # Mean over the real and imaginary parts as two stacked arrays.
+    return 0.5 * (jnp.mean(jnp.abs(diff.real)) + jnp.mean(jnp.abs(diff.imag)))
+
+
+def _make_lpips(net: str = "alex") -> LossFn:
+    from jaxir.metrics.lpips import LPIPS  # loads weights only when used
+    return LPIPS(net).loss
+
+
+# name -> (factory taking the term's extra options, allowed option names)
+_TERMS: dict[str, tuple[Callable[..., LossFn], tuple[str, ...]]] = {
+    "l1": (lambda: l1_loss, ()),
+    "l2": (lambda: l2_loss, ()),
+    "charbonnier": (lambda eps=1e-3: lambda p, t: charbonnier_loss(p, t, eps),
+                    ("eps",)),
+    "psnr": (lambda: psnr_loss, ()),
+    "fft": (lambda onesided=False: lambda p, t: fft_loss(p, t, onesided),
+            ("onesided",)),
+    "lpips": (_make_lpips, ("net",)),
+}
+LOSS_NAMES = tuple(_TERMS)
+MULTISCALE_MODES = ("bilinear",)
+
+
+def resize_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
+    """NHWC bilinear resize equal to PyTorch's F.interpolate(x, size=(h, w),
+    mode='bilinear', align_corners=False) (half-pixel centres, no
+    antialiasing, also when downscaling)."""
+    if x.shape[1:3] == (height, width):
+        return x
+    return jax.image.resize(x, (x.shape[0], height, width, x.shape[3]),
+                            method="bilinear", antialias=False)
+
+
+def build_loss(
+    terms: Sequence[Mapping[str, Any]],
+    multiscale: str = "bilinear",
+) -> Callable[[Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]:
+    """Build `fn(outputs, target) -> (total, {term_name: value})` from config.
+
+    terms: e.g. [{'name': 'l1', 'weight': 1.0}, {'name': 'fft', 'weight': 0.1}].
+      'weight' defaults to 1.0; other keys are the term's options
+      (charbonnier: eps; fft: onesided; lpips: net). Names must be unique.
+    multiscale: how the target is brought to the size of each output when the
+      model returns several (a list/tuple, coarse to fine): 'bilinear' =
+      `resize_bilinear`, as MIMO-UNet/ConvIR's F.interpolate(mode='bilinear').
+
+    Each term is summed over all outputs; the dict holds these unweighted
+    sums (what MIMO-UNet/ConvIR log) and total = sum(weight * term).
+    """
+    if multiscale not in MULTISCALE_MODES:
+        raise ValueError(f"multiscale must be one of {MULTISCALE_MODES}, "
+                         f"got {multiscale!r}")
+    if not terms:
+        raise ValueError("build_loss needs at least one loss term")
+    built: list[tuple[str, float, LossFn]] = []
+    for term in terms:
+        term = dict(term)
+        name = term.pop("name", None)
+        if name not in _TERMS:
+            raise ValueError(f"unknown loss term {name!r}; known: "
+                             f"{', '.join(LOSS_NAMES)}")
+        if any(name == seen for seen, _, _ in built):
+            raise ValueError(f"loss term {name!r} given twice")
+        weight = float(term.pop("weight", 1.0))
+        factory, options = _TERMS[name]
+        unknown = sorted(set(term) - set(options))
+        if unknown:
+            raise ValueError(f"loss term {name!r} got unknown options {unknown}"
+                             f"; allowed: {list(options) or 'none'}")
+        built.append((name, weight, factory(**term)))
+
+    def loss_fn(outputs, target):
+        preds = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        # Losses in float32 whatever the compute dtype of the model.
+        preds = [p.astype(jnp.float32) for p in preds]
+        target = target.astype(jnp.float32)
+        targets = [resize_bilinear(target, *p.shape[1:3]) for p in preds]
+        values = {}
+        total = jnp.zeros((), jnp.float32)
+        for name, weight, fn in built:
+            value = sum(fn(p, t) for p, t in zip(preds, targets))
+            values[name] = value
+            total = total + weight * value
+        return total, values
+
+    return loss_fn
