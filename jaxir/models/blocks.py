@@ -356,3 +356,20 @@ FLAX_TORCH_PARAMS = {
     nn.LayerNorm: {"weight": ("params", "scale", None), "bias": ("params", "bias", None)},
     nn.GroupNorm: {"weight": ("params", "scale", None), "bias": ("params", "bias", None)},
 }
+
+
+def adaptive_avg_pool(x, output_size: Sequence[int]):
+    """`nn.AdaptiveAvgPool2d(output_size)` on NHWC: bin i spans [floor(i*H/n), ceil((i+1)*H/n))."""
+    n, h, w, c = x.shape
+    out_h, out_w = output_size
+
+    def pool_matrix(size, out):
+        matrix = np.zeros((out, size), np.float32)
+        for i in range(out):
+            start, end = (i * size) // out, -((-(i + 1) * size) // out)
+            matrix[i, start:end] = 1.0 / (end - start)
+        return matrix
+
+    rows, cols = jnp.asarray(pool_matrix(h, out_h)), jnp.asarray(pool_matrix(w, out_w))
+    x = jnp.einsum("oh,nhwc->nowc", rows.astype(x.dtype), x, precision=PRECISION)
+    return jnp.einsum("pw,nowc->nopc", cols.astype(x.dtype), x, precision=PRECISION)
