@@ -92,8 +92,12 @@ def build_loss(
     """Build `fn(outputs, target) -> (total, {term_name: value})` from config.
 
     terms: e.g. [{'name': 'l1', 'weight': 1.0}, {'name': 'fft', 'weight': 0.1}].
-      'weight' defaults to 1.0; other keys are the term's options
-      (charbonnier: eps; fft: onesided; lpips: net). Names must be unique.
+      'weight' defaults to 1.0; 'outputs' picks which of a multi-output
+      model's outputs the term applies to (indices, e.g. [-1] for the last;
+      default all); 'label' names the term in logs (default its name; labels
+      must be unique, so the same loss can apply twice, e.g. to an auxiliary
+      output); other keys are the term's options (charbonnier: eps; fft:
+      onesided; lpips: net).
     multiscale: how the target is brought to the size of each output when the
       model returns several (a list/tuple, coarse to fine): 'bilinear' =
       `resize_bilinear`, as MIMO-UNet/ConvIR's F.interpolate(mode='bilinear').
@@ -106,22 +110,25 @@ def build_loss(
                          f"got {multiscale!r}")
     if not terms:
         raise ValueError("build_loss needs at least one loss term")
-    built: list[tuple[str, float, LossFn]] = []
+    built: list[tuple[str, float, LossFn, tuple[int, ...] | None]] = []
     for term in terms:
         term = dict(term)
         name = term.pop("name", None)
         if name not in _TERMS:
             raise ValueError(f"unknown loss term {name!r}; known: "
                              f"{', '.join(LOSS_NAMES)}")
-        if any(name == seen for seen, _, _ in built):
-            raise ValueError(f"loss term {name!r} given twice")
+        label = str(term.pop("label", name))
+        if any(label == seen for seen, _, _, _ in built):
+            raise ValueError(f"loss term {label!r} given twice; give one a 'label'")
         weight = float(term.pop("weight", 1.0))
+        selected = term.pop("outputs", None)
+        selected = None if selected is None else tuple(int(i) for i in selected)
         factory, options = _TERMS[name]
         unknown = sorted(set(term) - set(options))
         if unknown:
             raise ValueError(f"loss term {name!r} got unknown options {unknown}"
                              f"; allowed: {list(options) or 'none'}")
-        built.append((name, weight, factory(**term)))
+        built.append((label, weight, factory(**term), selected))
 
     def loss_fn(outputs, target):
         preds = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
@@ -131,8 +138,12 @@ def build_loss(
         targets = [resize_bilinear(target, *p.shape[1:3]) for p in preds]
         values = {}
         total = jnp.zeros((), jnp.float32)
-        for name, weight, fn in built:
-            value = sum(fn(p, t) for p, t in zip(preds, targets))
+        for name, weight, fn, selected in built:
+            indices = range(len(preds)) if selected is None else selected
+            for i in indices:
+                if not -len(preds) <= i < len(preds):
+                    raise ValueError(f"loss term {name!r} selects output {i}, but the model gives {len(preds)}")
+            value = sum(fn(preds[i], targets[i]) for i in indices)
             values[name] = value
             total = total + weight * value
         return total, values

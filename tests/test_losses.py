@@ -234,3 +234,18 @@ def test_build_loss_config_errors():
         losses.build_loss([{"name": "l1"}], multiscale="nearest")
     with pytest.raises(ValueError, match="at least one"):
         losses.build_loss([])
+
+
+def test_terms_select_outputs_and_take_labels():
+    from jaxir.losses import build_loss
+
+    target = jnp.zeros((1, 4, 4, 3))
+    outputs = (jnp.full((1, 2, 2, 3), 1.0), jnp.full((1, 4, 4, 3), 2.0), jnp.full((1, 4, 4, 3), 3.0))
+    fn = build_loss([{"name": "l1", "outputs": [-1]}, {"name": "l1", "label": "aux", "weight": 0.5, "outputs": [1]}])
+    total, values = fn(outputs, target)
+    assert float(values["l1"]) == 3.0 and float(values["aux"]) == 2.0
+    assert float(total) == 3.0 + 0.5 * 2.0
+    with pytest.raises(ValueError, match="selects output 5"):
+        build_loss([{"name": "l1", "outputs": [5]}])(outputs, target)
+    with pytest.raises(ValueError, match="given twice"):
+        build_loss([{"name": "l1"}, {"name": "l1"}])
