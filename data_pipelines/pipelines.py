@@ -64,9 +64,9 @@ def _tag_records(source_ds: grain.MapDataset, *, seed: int, component: int,
                  extra: Mapping[str, Any] | None = None) -> grain.MapDataset:
     """Adds 'seed' and the augmentation entropy to every record of a source dataset.
 
-    Must be applied directly on `MapDataset.source(...)`: Grain's shuffle, slice
-    and repeat pass `epoch * len + record` down to it, which is what we split
-    into (epoch, record index).
+    Must be applied directly on `MapDataset.source(...)`: `EpochShuffle` and
+    Grain's slice and repeat pass `epoch * len + record` down to it, which is
+    what we split into (epoch, record index).
     """
     num_records = len(source_ds)
     extra = dict(extra or {})
@@ -397,9 +397,9 @@ def make_train_dataset(source: Any, *, crop_size: int | Sequence[int] | None = N
 
     Args:
       source: a random-access source (see sources.py) or a `mixtures.Mixture`.
-      crop_size: patch size (int or (h, w)); ignored when `schedule` is given.
+      crop_size: patch size (int or (h, w)); leave None with a `schedule`.
       batch_size: records per batch yielded by this process (the global batch
-        is batch_size * process count); ignored when `schedule` is given.
+        is batch_size * process count); leave None with a `schedule`.
       seed: global seed in [0, 2**32).
       augment: random flips and rot90 (the same on every view).
       num_epochs: None repeats forever; otherwise the stream ends after that
@@ -423,6 +423,9 @@ def make_train_dataset(source: Any, *, crop_size: int | Sequence[int] | None = N
         _crop_hw(crop_size)
     elif not isinstance(schedule, ProgressiveSchedule):
         raise ValueError(f"schedule must be a ProgressiveSchedule, got {type(schedule).__name__}")
+    elif crop_size is not None or batch_size is not None:
+        raise ValueError("a progressive schedule sets the crop and batch sizes; "
+                         "leave crop_size and batch_size None")
 
     records = train_records(source, seed=seed, num_epochs=num_epochs, shard=shard)
     if schedule is None:

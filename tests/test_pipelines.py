@@ -323,6 +323,11 @@ def test_bad_arguments_raise_clear_errors(identity_dir):
         make_train_dataset(source, crop_size=4, batch_size=1, seed=0, shard=(2, 2))
     with pytest.raises(ValueError, match="seed"):
         make_train_dataset(source, crop_size=4, batch_size=1, seed=-1, shard=SHARD1)
+    with pytest.raises(ValueError, match="leave crop_size and batch_size None"):
+        make_train_dataset(source, crop_size=4, seed=0, shard=SHARD1,
+                           schedule=ProgressiveSchedule((1,), (4,), (1,)))
+    with pytest.raises(ValueError, match="fewer than"):
+        make_train_dataset(source, crop_size=4, batch_size=1, seed=0, shard=(0, 10))
 
 
 def test_default_shard_uses_jax_process():
