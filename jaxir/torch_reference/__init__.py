@@ -13,6 +13,8 @@ import importlib
 REFERENCES = {
     "nafnet": "jaxir.torch_reference.nafnet:build_nafnet",
     "nafnet_baseline": "jaxir.torch_reference.nafnet:build_baseline",
+    "mimo_unet": "jaxir.torch_reference.mimo_unet:build_mimo_unet",
+    "mimo_unet_plus": "jaxir.torch_reference.mimo_unet:build_mimo_unet_plus",
 }
 
 
