@@ -1,0 +1,37 @@
+"""The config every experiment starts from: all groups the training loop reads, with neutral defaults.
+
+Paper configs call `base_config()` and set what their paper specifies, so each
+file reads as the recipe it reproduces. Dataset names are the TFDS builders of
+`data_pipelines.builders`; `data_dir` is where `tfds` keeps the built datasets
+(override with --config.data.train.kwargs.data_dir=...).
+"""
+from __future__ import annotations
+
+import ml_collections
+
+DEFAULT_DATA_DIR = "~/tensorflow_datasets"
+
+
+def tfds_source(name: str, split: str, data_dir: str = DEFAULT_DATA_DIR, **kwargs) -> dict:
+    return {"source": "tfds", "kwargs": {"name": name, "split": split, "data_dir": data_dir, **kwargs}}
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.model = ml_collections.ConfigDict({"name": "", "kwargs": {}})
+    c.data = ml_collections.ConfigDict({
+        "train": None, "eval": None, "crop_size": 256, "batch_size": 8, "augment": True,
+        "degradation": None, "workers": 0, "eval_batch_size": 1, "eval_seed": 0,
+    })
+    c.loss = ml_collections.ConfigDict({"terms": [{"name": "l1", "weight": 1.0}], "multiscale": "bilinear"})
+    c.optim = ml_collections.ConfigDict({
+        "lr": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "schedule": "cosine",
+        "warmup_steps": 0, "min_lr": 0.0, "milestones": [], "gamma": 0.5, "clip_norm": 0.0, "ema_decay": 0.0,
+    })
+    c.train = ml_collections.ConfigDict({
+        "num_steps": 1000, "seed": 0, "log_every": 100, "eval_every": 0, "ckpt_every": 1000,
+        "keep_checkpoints": 2, "compute_dtype": "float32", "param_sharding": "replicated",
+        "fsdp_min_size": 2**16, "nan_policy": "skip", "num_samples": 3,
+    })
+    c.eval = ml_collections.ConfigDict({"convention": None})
+    return c
