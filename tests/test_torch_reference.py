@@ -16,6 +16,8 @@ CASES = {
     "baseline": "nafnet_baseline",
     "mimo_unet": "mimo_unet",
     "mimo_unet_plus": "mimo_unet_plus",
+    "convir": "convir",
+    "convir_derain": "convir_derain",
 }
 
 

@@ -15,6 +15,8 @@ REFERENCES = {
     "nafnet_baseline": "jaxir.torch_reference.nafnet:build_baseline",
     "mimo_unet": "jaxir.torch_reference.mimo_unet:build_mimo_unet",
     "mimo_unet_plus": "jaxir.torch_reference.mimo_unet:build_mimo_unet_plus",
+    "convir": "jaxir.torch_reference.convir:build_convir",
+    "convir_derain": "jaxir.torch_reference.convir:build_convir_derain",
 }
 
 
