@@ -18,6 +18,8 @@ CASES = {
     "mimo_unet_plus": "mimo_unet_plus",
     "convir": "convir",
     "convir_derain": "convir_derain",
+    "restormer": "restormer",
+    "restormer_dualpixel": "restormer",
 }
 
 

@@ -17,6 +17,7 @@ REFERENCES = {
     "mimo_unet_plus": "jaxir.torch_reference.mimo_unet:build_mimo_unet_plus",
     "convir": "jaxir.torch_reference.convir:build_convir",
     "convir_derain": "jaxir.torch_reference.convir:build_convir_derain",
+    "restormer": "jaxir.torch_reference.restormer:build_restormer",
 }
 
 
