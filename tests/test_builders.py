@@ -69,10 +69,8 @@ def test_grain_serves_the_data_source(lol_data_dir):
 
 
 def test_build_reuses_prepared_dataset(lol_data_dir, tmp_path):
-    # A second build with an empty manual_dir succeeds because nothing is regenerated.
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    builders.build("lol", empty, lol_data_dir)
+    # Once prepared, the manual files are no longer needed.
+    builders.build("lol", tmp_path / "deleted_manual_dir", lol_data_dir)
     assert len(builders.data_source("lol", "test", lol_data_dir)) == 1
 
 
@@ -227,3 +225,11 @@ def test_unreadable_image_names_path(tmp_path):
     path.write_bytes(b"not an image")
     with pytest.raises(ValueError, match="broken.png"):
         base.encode_image(path)
+
+
+def test_empty_manual_dir_is_file_not_found_with_layout(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError) as info:
+        builders.build("gopro", empty, tmp_path / "data")
+    assert str(empty) in str(info.value) and "GOPRO_Large/train/" in str(info.value)

@@ -63,11 +63,13 @@ def builder(name: str, data_dir: str | os.PathLike) -> RestorationBuilder:
 def build(name: str, manual_dir: str | os.PathLike, data_dir: str | os.PathLike) -> None:
     """Prepares dataset `name` from the official files in `manual_dir` into `data_dir`.
 
-    Reuses an already prepared copy. Raises ValueError for an unknown name and
+    Returns at once when data_dir already holds the prepared dataset. Raises ValueError for an unknown name and
     FileNotFoundError (naming the missing path and the expected layout) when
     the files are not where the builder's MANUAL_DOWNLOAD_INSTRUCTIONS says.
     """
     dataset_builder = builder(name, data_dir)
+    if dataset_builder.is_prepared():
+        return
     manual_dir = pathlib.Path(manual_dir).expanduser()
     if not manual_dir.is_dir():
         raise FileNotFoundError(f"{name}: manual_dir {manual_dir} does not exist.\n"

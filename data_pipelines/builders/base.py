@@ -148,9 +148,14 @@ def list_images(directory: pathlib.Path, recursive: bool = False) -> list[pathli
 
 def child_dir(parent: pathlib.Path, *names: str) -> pathlib.Path | None:
     """First sub-directory of `parent` whose name matches one of `names` (case-insensitive)."""
+    for name in names:  # exact names first: no directory listing needed
+        if (parent / name).is_dir():
+            return parent / name
     if not parent.is_dir():
         return None
-    by_lower = {p.name.lower(): p for p in sorted(parent.iterdir()) if p.is_dir()}
+    # scandir's d_type avoids a stat per entry in folders of thousands of images.
+    by_lower = {e.name.lower(): pathlib.Path(e.path) for e in sorted(os.scandir(parent), key=lambda e: e.name)
+                if e.is_dir()}
     for name in names:
         if name.lower() in by_lower:
             return by_lower[name.lower()]
@@ -239,11 +244,9 @@ def pair_folders(input_dir: pathlib.Path, target_dir: pathlib.Path, *,
     return records
 
 
-def clean_records(directory: pathlib.Path, *, recursive: bool = False,
-                  keep: Callable[[pathlib.Path], bool] = lambda p: True) -> list[Record]:
-    """Target-only records (clean images; the degradation is synthesised later)."""
-    return [Record(name=p.relative_to(directory).as_posix(), images={"target": p})
-            for p in list_images(directory, recursive=recursive) if keep(p)]
+def clean_records(directory: pathlib.Path) -> list[Record]:
+    """Target-only records of the images in `directory` (the degradation is synthesised later)."""
+    return [Record(name=p.name, images={"target": p}) for p in list_images(directory)]
 
 
 def leading_int(text: str) -> int | None:
@@ -266,7 +269,8 @@ def safe_extract(archive: pathlib.Path, destination: pathlib.Path) -> pathlib.Pa
         with tarfile.open(archive) as tf:
             tf.extractall(destination, filter="data")  # rejects links/paths escaping destination
     else:
-        raise ValueError(f"unsupported archive type: {archive}")
+        raise ValueError(f"cannot unpack {archive} (only zip and tar archives are supported); "
+                         "extract it into manual_dir yourself")
     done_marker.touch()
     return destination
 
@@ -363,14 +367,11 @@ class RestorationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
         return f"Expected layout and source:\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
 
     def _manual_dir(self, dl_manager) -> pathlib.Path:
-        manual_dir = dl_manager._manual_dir  # the public property raises AssertionError when empty
-        if manual_dir is None:
-            raise FileNotFoundError(f"{self.name}: no manual_dir given.\n{self._layout_help()}")
-        manual_dir = pathlib.Path(os.fspath(manual_dir))
-        if not manual_dir.is_dir() or not any(manual_dir.iterdir()):
-            raise FileNotFoundError(
-                f"{self.name}: manual_dir {manual_dir} does not exist or is empty.\n{self._layout_help()}")
-        return manual_dir
+        try:
+            manual_dir = dl_manager.manual_dir
+        except AssertionError as e:  # TFDS: "Manual directory ... does not exist or is empty ..."
+            raise FileNotFoundError(f"{self.name}: {e}") from None
+        return pathlib.Path(os.fspath(manual_dir))
 
     def _prefers(self, path: pathlib.Path) -> bool:
         """Among several candidate roots, whether this one is preferred (e.g. its folder name fits)."""

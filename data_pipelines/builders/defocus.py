@@ -11,7 +11,7 @@ from data_pipelines.builders.base import (
     Record, RestorationBuilder, child_dir, instructions, list_images, pair_folders, stem_index)
 
 _DPDD_SPLITS = {"train": "train", "validation": "val", "test": "test"}
-_VIEW_SUFFIX = re.compile(r"[_-]?[lrcLRC]$")
+_VIEW_SUFFIX = re.compile(r"[_-][lrcLRC]$")
 
 
 class Dpdd(RestorationBuilder):

@@ -8,7 +8,7 @@ import re
 from typing import ClassVar
 
 from data_pipelines.builders.base import (
-    Record, RestorationBuilder, child_dir, instructions, leading_int, list_images, pair_folders)
+    Record, RestorationBuilder, child_dir, instructions, leading_int, list_images)
 
 _RESIDE_HOME = "https://sites.google.com/view/reside-dehaze-datasets"
 _HAZY_DIRS = ("hazy", "haze")

@@ -9,7 +9,7 @@ from typing import ClassVar
 import tensorflow_datasets as tfds
 
 from data_pipelines.builders.base import (
-    Record, RestorationBuilder, child_dir, instructions, list_images, pair_folders)
+    Record, RestorationBuilder, child_dir, instructions, pair_folders)
 
 
 def _paired_io_dir(split_dir: pathlib.Path | None) -> tuple[pathlib.Path, pathlib.Path] | None:
