@@ -311,7 +311,8 @@ def fx_snow100k(m):
     expected, ident = {}, 0
     folders = {"train": m / "Snow100K-training" / "all"}
     for size in "SML":
-        folders[f"test_{size.lower()}"] = m / "Snow100K-testset" / "media" / "disk" / "test" / f"Snow100K-{size}"
+        folders[f"test_{size.lower()}"] = (m / "Snow100K-testset" / "media" / "jdway" / "GameSSD" / "overlapping" / "test"
+                                         / f"Snow100K-{size}")
     for split, folder in folders.items():
         ident += 1
         name = f"beautiful_smile_{ident:05d}.jpg"

@@ -26,8 +26,9 @@ class _SnowFolders(RestorationBuilder, skip_registration=True):
         found = {}
         for split, names in self.SPLIT_FOLDERS.items():
             lowered = {n.lower() for n in names}
+            # Deep search: the Snow100K test archive nests its sets under media/<user>/<disk>/.../test/.
             matches = find_dirs(root, lambda d: d.name.lower() in lowered and self._pair_dirs(d) is not None,
-                                max_depth=6)
+                                max_depth=9)
             if matches:
                 found[split] = matches[0]
         return found
