@@ -280,7 +280,9 @@ class TfdsSource:
                  features: Sequence[str] | Mapping[str, str] | None = None):
         import tensorflow_datasets as tfds
 
-        data_dir = None if data_dir is None else os.fspath(data_dir)
+        import data_pipelines.builders  # noqa: F401  (registers jaxir's builders and their configs with tfds)
+
+        data_dir = None if data_dir is None else os.path.expanduser(os.fspath(data_dir))
         try:
             self._source = tfds.data_source(name, split=split, data_dir=data_dir)
         except Exception as e:  # tfds raises several types for "not prepared"/"unknown split"
