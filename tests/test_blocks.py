@@ -1,6 +1,5 @@
 """Shared layers reproduce PyTorch exactly (the usual porting traps, written once)."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

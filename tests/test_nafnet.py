@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxir import registry
-from jaxir.parity import check_parity, golden_inputs, golden_state_dict, load_golden, load_official_variables
+from jaxir.parity import golden_inputs, golden_state_dict, load_golden, load_official_variables
 
 
 def test_tlc_changes_pooling_only_beyond_train_size(golden_dir):
