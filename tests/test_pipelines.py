@@ -1,13 +1,11 @@
 """Grain input pipelines: sources, train/eval pipelines, resume, sharding, progressive schedule."""
 
-import itertools
 
 import grain
 import numpy as np
 import pytest
 from PIL import Image
 
-from data_pipelines import pipelines, sources
 from data_pipelines.pipelines import (ProgressiveSchedule, crop_to, make_eval_dataset,
                                       make_train_dataset, pad_to_multiple)
 from data_pipelines.sources import (BundledPhotos, CleanFolder, ImageFolders, PairedFolder,
