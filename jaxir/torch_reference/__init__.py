@@ -18,6 +18,7 @@ REFERENCES = {
     "convir": "jaxir.torch_reference.convir:build_convir",
     "convir_derain": "jaxir.torch_reference.convir:build_convir_derain",
     "restormer": "jaxir.torch_reference.restormer:build_restormer",
+    "p2ikt": "jaxir.torch_reference.p2ikt:build_p2ikt",
 }
 
 
