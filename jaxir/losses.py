@@ -21,6 +21,8 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
+from jaxir.models.blocks import interpolate_bilinear
+
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
@@ -46,11 +48,14 @@ def psnr_loss(pred: jax.Array, target: jax.Array) -> jax.Array:
 
 
 def fft_loss(pred: jax.Array, target: jax.Array,
-             onesided: bool = False) -> jax.Array:
+             onesided: bool = False, modulus: bool = False) -> jax.Array:
     transform = jnp.fft.rfft2 if onesided else jnp.fft.fft2
     # axes=(1, 2) transforms H and W of each NHWC channel separately.
     diff = (transform(pred.astype(jnp.float32), axes=(1, 2))
             - transform(target.astype(jnp.float32), axes=(1, 2)))
+    if modulus:
+        # torch.nn.L1Loss on complex spectra (P2IKT): the mean complex modulus of the difference.
+        return jnp.mean(jnp.abs(diff))
     # Mean over the real and imaginary parts as two stacked arrays.
     return 0.5 * (jnp.mean(jnp.abs(diff.real)) + jnp.mean(jnp.abs(diff.imag)))
 
@@ -67,8 +72,8 @@ _TERMS: dict[str, tuple[Callable[..., LossFn], tuple[str, ...]]] = {
     "charbonnier": (lambda eps=1e-3: lambda p, t: charbonnier_loss(p, t, eps),
                     ("eps",)),
     "psnr": (lambda: psnr_loss, ()),
-    "fft": (lambda onesided=False: lambda p, t: fft_loss(p, t, onesided),
-            ("onesided",)),
+    "fft": (lambda onesided=False, modulus=False: lambda p, t: fft_loss(p, t, onesided, modulus),
+            ("onesided", "modulus")),
     "lpips": (_make_lpips, ("net",)),
 }
 LOSS_NAMES = tuple(_TERMS)
@@ -79,10 +84,7 @@ def resize_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
     """NHWC bilinear resize equal to PyTorch's F.interpolate(x, size=(h, w),
     mode='bilinear', align_corners=False) (half-pixel centres, no
     antialiasing, also when downscaling)."""
-    if x.shape[1:3] == (height, width):
-        return x
-    return jax.image.resize(x, (x.shape[0], height, width, x.shape[3]),
-                            method="bilinear", antialias=False)
+    return interpolate_bilinear(x, (height, width))
 
 
 def build_loss(

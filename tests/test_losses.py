@@ -249,3 +249,12 @@ def test_terms_select_outputs_and_take_labels():
         build_loss([{"name": "l1", "outputs": [5]}])(outputs, target)
     with pytest.raises(ValueError, match="given twice"):
         build_loss([{"name": "l1"}, {"name": "l1"}])
+
+
+def test_fft_modulus_is_torch_l1_on_complex_spectra():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    pred, target = rng.random((2, 2, 6, 5, 3), dtype=np.float32)
+    want = torch.nn.L1Loss()(torch.fft.fft2(torch.from_numpy(pred).permute(0, 3, 1, 2)),
+                             torch.fft.fft2(torch.from_numpy(target).permute(0, 3, 1, 2)))
+    np.testing.assert_allclose(float(losses.fft_loss(pred, target, modulus=True)), float(want), rtol=1e-5)
