@@ -21,6 +21,7 @@ CASES = {
     "restormer": "restormer",
     "restormer_dualpixel": "restormer",
     "p2ikt": "p2ikt",
+    "xydeblur": "xydeblur",
 }
 
 

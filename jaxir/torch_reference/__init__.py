@@ -19,6 +19,7 @@ REFERENCES = {
     "convir_derain": "jaxir.torch_reference.convir:build_convir_derain",
     "restormer": "jaxir.torch_reference.restormer:build_restormer",
     "p2ikt": "jaxir.torch_reference.p2ikt:build_p2ikt",
+    "xydeblur": "jaxir.torch_reference.xydeblur:build_xydeblur",
 }
 
 
