@@ -133,19 +133,19 @@ def _scores(pred: jax.Array, target: jax.Array, convention: str | None) -> dict[
 
 
 def make_eval_step(model: nn.Module, *, degradation: Sequence[Any] | None = None, pad_multiple: int = 1,
-                   min_size: int = 1, use_ema: bool = True, convention: str | None = None):
-    """`eval_step(state, batch) -> (per-image scores, restored images)`.
+                   min_size: int = 1, convention: str | None = None):
+    """`eval_step(variables, batch) -> (per-image scores, images)`.
 
     Scores of the restoration and of the degraded input (prefixed `input_`), each of
     shape (B,). The input is padded for the model and the output cropped back to the
-    target's size. Uses the EMA parameters when the state has them and `use_ema`.
+    target's size. `variables` are what `model.apply` takes (e.g. `state.variables(use_ema=True)`).
     """
 
-    def eval_step(state: TrainState, batch: dict[str, jax.Array]):
+    def eval_step(variables: dict, batch: dict[str, jax.Array]):
         target = batch["target"]
         h, w = target.shape[1:3]
         inputs = pad_for_model(degraded_input(batch, degradation), pad_multiple, min_size)
-        outputs = model.apply(state.variables(use_ema), inputs, train=False)
+        outputs = model.apply(variables, inputs, train=False)
         restored = flatten_outputs(outputs)[-1][:, :h, :w].astype(jnp.float32)
         scores = _scores(restored, target, convention)
         degraded = inputs[:, :h, :w]
@@ -157,7 +157,6 @@ def make_eval_step(model: nn.Module, *, degradation: Sequence[Any] | None = None
     return eval_step
 
 
-def jit_eval_step(eval_step, state_shardings: TrainState, mesh: Mesh):
-    """Jitted eval step; results replicated so every process can read them."""
-    return jax.jit(eval_step, in_shardings=(state_shardings, shd.batch_sharding(mesh)),
-                   out_shardings=shd.replicated(mesh))
+def jit_eval_step(eval_step, mesh: Mesh):
+    """Jitted eval step; variables keep their own layout, results are replicated for every process."""
+    return jax.jit(eval_step, out_shardings=shd.replicated(mesh))

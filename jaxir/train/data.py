@@ -1,0 +1,88 @@
+"""`config.data` -> Grain train/eval datasets.
+
+A dataset is described as `{'source': NAME, 'kwargs': {...}}`; NAME is one of
+`SOURCES` (extend with `register_source`):
+  bundled        data_pipelines.sources.BundledPhotos(split, heldout, include_grayscale)
+  paired_folder  PairedFolder(input_dir, target_dir)
+  clean_folder   CleanFolder(directory)
+  image_folders  ImageFolders(folders={'input': dir, 'target': dir, ...})
+  tfds           TfdsSource(name, split, data_dir, features)
+
+`config.data.batch_size` is the global batch; each process loads its share.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import jax
+
+SourceFactory = Callable[..., Any]
+SOURCES: dict[str, SourceFactory] = {}
+
+
+def register_source(name: str, factory: SourceFactory) -> None:
+    """Make `{'source': name, 'kwargs': ...}` build `factory(**kwargs)`."""
+    SOURCES[name] = factory
+
+
+def _register_builtin() -> None:
+    from data_pipelines import sources
+
+    for name, factory in (("bundled", sources.BundledPhotos), ("paired_folder", sources.PairedFolder),
+                          ("clean_folder", sources.CleanFolder), ("image_folders", sources.ImageFolders),
+                          ("tfds", sources.TfdsSource)):
+        SOURCES.setdefault(name, factory)
+
+
+def _plain(value: Any) -> Any:
+    return value.to_dict() if hasattr(value, "to_dict") else value
+
+
+def make_source(description: Mapping[str, Any], what: str) -> Any:
+    _register_builtin()
+    description = _plain(description)
+    if not isinstance(description, Mapping) or "source" not in description:
+        raise ValueError(f"config.data.{what} must be a dict {{'source': NAME, 'kwargs': {{...}}}}, "
+                         f"got {description!r}")
+    name = description["source"]
+    if name not in SOURCES:
+        raise ValueError(f"config.data.{what}.source: unknown source {name!r}; known: {', '.join(sorted(SOURCES))}")
+    kwargs = dict(_plain(description.get("kwargs", {})) or {})
+    try:
+        return SOURCES[name](**kwargs)
+    except TypeError as err:
+        raise ValueError(f"config.data.{what}: cannot build source {name!r} from {kwargs}: {err}") from None
+
+
+def per_process_batch_size(global_batch: int) -> int:
+    processes = jax.process_count()
+    if global_batch % processes:
+        raise ValueError(f"data.batch_size={global_batch} is not divisible by the {processes} processes")
+    return global_batch // processes
+
+
+def make_train_iterator(data_cfg: Any, seed: int):
+    """A checkpointable iterator of per-process numpy train batches."""
+    from data_pipelines.pipelines import make_train_dataset
+
+    source = make_source(data_cfg.train, "train")
+    dataset = make_train_dataset(
+        source,
+        crop_size=data_cfg.crop_size,
+        batch_size=per_process_batch_size(int(data_cfg.batch_size)),
+        seed=seed,
+        augment=bool(data_cfg.get("augment", True)),
+        num_workers=int(data_cfg.get("workers", 0) or 0),
+    )
+    return iter(dataset)
+
+
+def make_eval_dataset(data_cfg: Any, pad_multiple: int):
+    """Full-image eval batches (every process reads all of them), or None when no eval set is configured."""
+    from data_pipelines.pipelines import make_eval_dataset as make_dataset
+
+    if not data_cfg.get("eval"):
+        return None
+    source = make_source(data_cfg.eval, "eval")
+    return make_dataset(source, pad_multiple=pad_multiple, batch_size=int(data_cfg.get("eval_batch_size", 1)),
+                        seed=int(data_cfg.get("eval_seed", 0)))

@@ -1,0 +1,344 @@
+"""`train(config, workdir)` and `evaluate(config, workdir_or_weights)`: the model-agnostic loop.
+
+The config groups it reads (see experiments/nafnet_demo.py for a full example):
+  model:  name, kwargs                         -> registry.build_model(name, **kwargs, dtype=compute_dtype)
+  data:   train, eval ({'source', 'kwargs'}), crop_size, batch_size (global), degradation,
+          workers, eval_batch_size, eval_seed, augment
+  loss:   terms, multiscale                     -> jaxir.losses.build_loss
+  optim:  lr, b1, b2, weight_decay, schedule, warmup_steps, min_lr, milestones, gamma,
+          clip_norm, ema_decay                  -> jaxir.train.optim
+  train:  num_steps, seed, log_every, eval_every, ckpt_every, keep_checkpoints,
+          compute_dtype ('float32'|'bfloat16'), param_sharding ('replicated'|'fsdp'),
+          fsdp_min_size, nan_policy ('skip'|'halt'), num_samples
+  eval:   convention (optional jaxir.metrics convention name)
+"""
+from __future__ import annotations
+
+import logging
+import pathlib
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxir.train import sharding as shd
+from jaxir.train.checkpoint import Checkpointer
+from jaxir.train.eval_loop import run_eval, save_sample_grid
+from jaxir.train.metric_writers import MetricWriter
+from jaxir.train.optim import ema_decay, make_optimizer
+from jaxir.train.state import TrainState, abstract_state, create_sharded_state
+from jaxir.train.step import jit_eval_step, jit_train_step, make_eval_step, make_train_step
+
+logger = logging.getLogger(__name__)
+
+NAN_POLICIES = ("skip", "halt")
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+CHECKPOINT_DIR = "checkpoints"
+SAMPLES_FILE = "samples.png"
+
+
+class NonFiniteUpdateError(FloatingPointError):
+    """Raised under nan_policy='halt' when a step's loss or gradients are not finite."""
+
+
+def _setup_logging() -> None:
+    # Show the loop's messages when nobody configured logging (the CLI); leave others' setup alone.
+    if not logging.getLogger().handlers and not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        logging.getLogger("jaxir").addHandler(handler)
+        logging.getLogger("jaxir").setLevel(logging.INFO)
+
+
+def _train_option(config, key: str, default):
+    value = config.train.get(key, default)
+    return default if value is None else value
+
+
+# ----------------------------------------------------------------------------
+# Pieces shared by train and evaluate.
+
+
+def build_model(config, compute_dtype=jnp.float32):
+    """The configured model and its registry entry (pad multiple, minimum size)."""
+    from jaxir import registry
+
+    kwargs = config.model.get("kwargs", {})
+    kwargs = dict(kwargs.to_dict() if hasattr(kwargs, "to_dict") else kwargs)
+    if "dtype" in kwargs:
+        raise ValueError("set the compute dtype with config.train.compute_dtype, not config.model.kwargs.dtype")
+    return registry.build_model(config.model.name, **kwargs, dtype=compute_dtype), registry.get_entry(config.model.name)
+
+
+def compute_dtype(config):
+    name = _train_option(config, "compute_dtype", "float32")
+    if name not in COMPUTE_DTYPES:
+        raise ValueError(f"train.compute_dtype must be one of {tuple(COMPUTE_DTYPES)}, got {name!r}")
+    return COMPUTE_DTYPES[name]
+
+
+def init_input_shape(config, model, entry) -> tuple[int, int, int, int]:
+    """A (1, H, W, C) input to initialise parameters: a training crop padded as the model needs."""
+    from jaxir.inference import input_channels
+
+    crop = config.data.get("crop_size", 64)
+    h, w = (crop, crop) if isinstance(crop, int) else tuple(crop)
+    size = lambda s: max(s, entry.min_size) + (-max(s, entry.min_size)) % entry.pad_multiple  # noqa: E731
+    return (1, size(h), size(w), input_channels(model))
+
+
+def _degradation(config):
+    spec = config.data.get("degradation", None)
+    if spec is None:
+        return None
+    return [dict(d.to_dict() if hasattr(d, "to_dict") else d) for d in spec]
+
+
+def _loss_fn(config):
+    from jaxir.losses import build_loss
+
+    terms = [dict(t.to_dict() if hasattr(t, "to_dict") else t) for t in config.loss.terms]
+    return build_loss(terms, multiscale=config.loss.get("multiscale", "bilinear"))
+
+
+def _eval_step(config, model, entry, mesh):
+    convention = config.get("eval", {}).get("convention", None) if "eval" in config else None
+    step = make_eval_step(model, degradation=_degradation(config), pad_multiple=entry.pad_multiple,
+                          min_size=entry.min_size, convention=convention)
+    return jit_eval_step(step, mesh)
+
+
+def _checkpointer(config, workdir: pathlib.Path, read_only: bool = False) -> Checkpointer:
+    return Checkpointer(workdir / CHECKPOINT_DIR, keep_last=int(_train_option(config, "keep_checkpoints", 2)),
+                        best_metric="psnr", best_mode="max", read_only=read_only)
+
+
+# ----------------------------------------------------------------------------
+# Non-finite update bookkeeping.
+
+
+class StepMonitor:
+    """Reads each step's metrics one step late, so the host never stalls the device queue.
+
+    Logs rejected updates (naming the step and whether the loss or the gradients were
+    not finite), raises under nan_policy='halt', and averages metrics between log lines.
+    """
+
+    def __init__(self, nan_policy: str):
+        if nan_policy not in NAN_POLICIES:
+            raise ValueError(f"train.nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+        self.nan_policy = nan_policy
+        self._pending: tuple[int, Any] | None = None
+        self._sums: dict[str, float] = {}
+        self._count = 0
+        self.last: dict[str, float] = {}
+
+    def push(self, step: int, metrics: Any) -> None:
+        """Record step `step`'s (device) metrics and check the previous step's."""
+        previous, self._pending = self._pending, (step, metrics)
+        if previous is not None:
+            self._check(*previous)
+
+    def flush(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._check(*pending)
+
+    def _check(self, step: int, metrics: Any) -> None:
+        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        self.last = values
+        if not (values["loss_finite"] and values["grads_finite"]):
+            what = "loss" if not values["loss_finite"] else "gradients"
+            message = (f"step {step}: update rejected, non-finite {what} (loss={values['loss']}); "
+                       f"params and optimizer state kept; {int(values['rejected_steps'])} step(s) rejected so far")
+            if self.nan_policy == "halt":
+                raise NonFiniteUpdateError(message + ". Stopping (train.nan_policy='halt'); "
+                                           "checkpoints hold only finite states.")
+            logger.warning(message)
+            return
+        for key, value in values.items():
+            self._sums[key] = self._sums.get(key, 0.0) + value
+        self._count += 1
+
+    def averages(self) -> dict[str, float]:
+        """Means of the accepted steps' metrics since the last call (flushes first)."""
+        self.flush()
+        out = {k: v / self._count for k, v in self._sums.items()} if self._count else {}
+        out["rejected_steps"] = self.last.get("rejected_steps", 0.0)
+        for flag in ("loss_finite", "grads_finite"):
+            out.pop(flag, None)
+        self._sums, self._count = {}, 0
+        return out
+
+
+# ----------------------------------------------------------------------------
+# Training.
+
+
+def _should(step: int, every: int, num_steps: int) -> bool:
+    return step == num_steps or (every > 0 and step % every == 0)
+
+
+def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
+    """Train `config` in `workdir` (resuming from its latest checkpoint); returns the final metrics."""
+    from tqdm import tqdm
+
+    from jaxir.train.data import make_eval_dataset, make_train_iterator
+
+    _setup_logging()
+    workdir = pathlib.Path(workdir)
+    num_steps = int(config.train.num_steps)
+    if num_steps <= 0:
+        raise ValueError(f"train.num_steps must be positive, got {num_steps}")
+    seed = int(_train_option(config, "seed", 0))
+    log_every = int(_train_option(config, "log_every", 50))
+    eval_every = int(_train_option(config, "eval_every", 0))
+    ckpt_every = int(_train_option(config, "ckpt_every", 0))
+    num_samples = int(_train_option(config, "num_samples", 3))
+    monitor = StepMonitor(_train_option(config, "nan_policy", "skip"))
+    is_writer = jax.process_index() == 0
+
+    model, entry = build_model(config, compute_dtype(config))
+    mesh = shd.make_mesh()
+    shd.check_batch_size(int(config.data.batch_size), mesh)
+    tx, schedule = make_optimizer(config.optim, num_steps)
+    decay = ema_decay(config.optim)
+    input_shape = init_input_shape(config, model, entry)
+    state, shardings = create_sharded_state(
+        model, tx, input_shape, seed, decay > 0, mesh,
+        param_sharding=_train_option(config, "param_sharding", "replicated"),
+        fsdp_min_size=int(_train_option(config, "fsdp_min_size", 2**16)))
+
+    train_iter = make_train_iterator(config.data, seed)
+    checkpointer = _checkpointer(config, workdir)
+    resumed = checkpointer.latest_step()
+    if resumed is not None:
+        target = abstract_state(model, tx, input_shape, decay > 0, shardings, seed)
+        state = checkpointer.restore(target, train_iter, resumed)
+        logger.info("resumed from %s at step %d", checkpointer.directory, resumed)
+    start = int(jax.device_get(state.step))
+    writer = MetricWriter(workdir, enabled=is_writer, resume_step=start if resumed is not None else None)
+
+    train_step = jit_train_step(
+        make_train_step(model, _loss_fn(config), tx, schedule, ema_decay=decay, degradation=_degradation(config)),
+        shardings, mesh)
+    eval_step = _eval_step(config, model, entry, mesh)
+    eval_dataset = make_eval_dataset(config.data, entry.pad_multiple)
+
+    def evaluate_now(step: int, samples: int = 0):
+        means, grid = run_eval(eval_step, state.variables(use_ema=decay > 0), eval_dataset, mesh, samples)
+        writer.write(step, means, prefix="eval")
+        logger.info("step %d eval: %s", step, " ".join(f"{k}={v:.4f}" for k, v in sorted(means.items())))
+        return means, grid
+
+    final: dict[str, float] = {}
+    progress = tqdm(total=num_steps, initial=start, unit="step", disable=not is_writer, dynamic_ncols=True)
+    try:
+        last_log = (start, time.perf_counter())
+        for step in range(start + 1, num_steps + 1):
+            batch = next(train_iter)
+            state, metrics = train_step(state, shd.shard_batch(batch, mesh))
+            monitor.push(step, metrics)
+            progress.update(1)
+            if _should(step, log_every, num_steps):
+                averages = monitor.averages()
+                now = time.perf_counter()
+                averages["steps_per_s"] = (step - last_log[0]) / max(now - last_log[1], 1e-9)
+                last_log = (step, now)
+                writer.write(step, averages)
+                if "loss" in averages:
+                    final["train_loss"] = averages["loss"]
+                progress.set_postfix(loss=f"{averages.get('loss', float('nan')):.4f}")
+            eval_metrics = None
+            if eval_dataset is not None and _should(step, eval_every, num_steps):
+                monitor.flush()
+                eval_metrics, samples = evaluate_now(step, num_samples if step == num_steps else 0)
+                if step == num_steps:
+                    final.update(eval_metrics)
+                    if is_writer and samples:
+                        save_sample_grid(samples, workdir / SAMPLES_FILE)
+            if eval_metrics is not None or _should(step, ckpt_every, num_steps):
+                monitor.flush()  # under 'halt', raise before saving anything after a bad step
+                checkpointer.save(step, state, train_iter, metrics=eval_metrics)
+        monitor.flush()
+        if start == num_steps and eval_dataset is not None:  # resumed a finished run: report its scores
+            final_eval, samples = evaluate_now(num_steps, num_samples)
+            final.update(final_eval)
+            if is_writer and samples:
+                save_sample_grid(samples, workdir / SAMPLES_FILE)
+    finally:
+        progress.close()
+        checkpointer.wait()
+        checkpointer.close()
+        writer.close()
+    final["step"] = num_steps
+    final["rejected_steps"] = int(jax.device_get(state.rejected_steps))
+    if is_writer:
+        print("final metrics: " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                           for k, v in sorted(final.items())))
+    return final
+
+
+# ----------------------------------------------------------------------------
+# Evaluation and inference from a finished (or running) training.
+
+
+def _restore_state(config, workdir: pathlib.Path, model, entry, which: str, mesh) -> TrainState:
+    checkpointer = _checkpointer(config, workdir, read_only=True)
+    try:
+        step = {"latest": checkpointer.latest_step, "best": checkpointer.best_step}[which]()
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {workdir / CHECKPOINT_DIR}")
+        tx, _ = make_optimizer(config.optim, int(config.train.num_steps))
+        decay = ema_decay(config.optim)
+        input_shape = init_input_shape(config, model, entry)
+        shapes = abstract_state(model, tx, input_shape, decay > 0)
+        from jaxir.train.state import state_shardings
+
+        shardings = state_shardings(shapes, tx, mesh, _train_option(config, "param_sharding", "replicated"),
+                                    int(_train_option(config, "fsdp_min_size", 2**16)))
+        return checkpointer.restore(abstract_state(model, tx, input_shape, decay > 0, shardings), None, step)
+    finally:
+        checkpointer.close()
+
+
+def load_inference_variables(config, workdir: str | pathlib.Path, which: str = "latest") -> dict:
+    """Host copies of the variables to run the model: EMA parameters when the run kept them."""
+    if which not in ("latest", "best"):
+        raise ValueError(f"which must be 'latest' or 'best', got {which!r}")
+    workdir = pathlib.Path(workdir)
+    if not (workdir / CHECKPOINT_DIR).is_dir():
+        raise FileNotFoundError(f"no checkpoints directory in {workdir}")
+    model, entry = build_model(config)
+    state = _restore_state(config, workdir, model, entry, which, shd.make_mesh())
+    return jax.device_get(state.variables(use_ema=ema_decay(config.optim) > 0))
+
+
+def evaluate(config, workdir_or_checkpoint: str | pathlib.Path, which: str = "latest") -> dict[str, float]:
+    """Scores on config.data.eval of a training workdir's checkpoint or of a `jaxir convert` weights file."""
+    from jaxir.train.data import make_eval_dataset
+
+    _setup_logging()
+    if workdir_or_checkpoint is None:
+        raise ValueError("evaluate needs a training workdir or a weights file")
+    path = pathlib.Path(workdir_or_checkpoint)
+    mesh = shd.make_mesh()
+    model, entry = build_model(config, compute_dtype(config))
+    if path.is_file():
+        from jaxir.io import load_weights
+
+        name, _, variables = load_weights(path)
+        if name != config.model.name:
+            raise ValueError(f"weights file {path} holds a {name!r} model but the config builds {config.model.name!r}")
+    elif path.is_dir():
+        variables = load_inference_variables(config, path, which)
+    else:
+        raise FileNotFoundError(f"no training workdir or weights file at {path}")
+    dataset = make_eval_dataset(config.data, entry.pad_multiple)
+    if dataset is None:
+        raise ValueError("config.data.eval is not set: nothing to evaluate on")
+    variables = jax.device_put(variables, shd.replicated(mesh))
+    means, _ = run_eval(_eval_step(config, model, entry, mesh), variables, dataset, mesh)
+    return {k: float(v) for k, v in means.items()}
