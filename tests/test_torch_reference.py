@@ -6,9 +6,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from jaxir.parity import golden_state_dict, load_golden  # noqa: E402
-from jaxir.torch_reference import REFERENCES, build_reference  # noqa: E402
-from jaxir import registry  # noqa: E402
+from jaxir import registry
+from jaxir.parity import golden_state_dict, load_golden
+from jaxir.torch_reference import REFERENCES, build_reference
 
 # golden model id -> jaxir model name (the reference's key in REFERENCES)
 CASES = {
@@ -22,6 +22,7 @@ CASES = {
     "restormer_dualpixel": "restormer",
     "p2ikt": "p2ikt",
     "xydeblur": "xydeblur",
+    "stripformer": "stripformer",
 }
 
 
@@ -94,12 +95,12 @@ def test_unknown_reference_is_a_clear_error():
 
 
 def test_p2ikt_predicted_kernels_stay_per_image():
-    # The official convolves image by image; the reference batches it as one grouped conv.
+    # The official convolves image by image; the reference's GCM batches it as one grouped conv.
     torch.manual_seed(0)
-    model = build_reference("p2ikt").eval()
-    x = torch.rand(2, 3, 32, 48)  # non-square: the separate row/column attention path
+    gcm = build_reference("p2ikt").GCM.eval()
+    x = torch.rand(3, 3, 32, 48)
     with torch.no_grad():
-        batched = model(x)
-        single = model(x[1:])
+        batched = gcm(x)
+        single = gcm(x[1:2])
     for got, want in zip(batched, single):
-        torch.testing.assert_close(got[1:], want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got[1:2], want, atol=1e-5, rtol=1e-5)

@@ -20,6 +20,7 @@ REFERENCES = {
     "restormer": "jaxir.torch_reference.restormer:build_restormer",
     "p2ikt": "jaxir.torch_reference.p2ikt:build_p2ikt",
     "xydeblur": "jaxir.torch_reference.xydeblur:build_xydeblur",
+    "stripformer": "jaxir.torch_reference.stripformer:build_stripformer",
 }
 
 

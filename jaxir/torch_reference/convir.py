@@ -2,7 +2,7 @@
 task variants, which differ only in the DeepPoolLayer dilations)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -120,10 +120,11 @@ class DeepPoolLayer(nn.Module):
 class SCM(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
+        quarter, half = channels // 4, channels // 2
         self.main = nn.Sequential(
-            BasicConv(3, channels // 4, 3, activation=nn.GELU), BasicConv(channels // 4, channels // 2, 1, activation=nn.GELU),
-            BasicConv(channels // 2, channels // 2, 3, activation=nn.GELU),
-            BasicConv(channels // 2, channels, 1, activation=None), nn.InstanceNorm2d(channels, affine=True))
+            BasicConv(3, quarter, 3, activation=nn.GELU), BasicConv(quarter, half, 1, activation=nn.GELU),
+            BasicConv(half, half, 3, activation=nn.GELU), BasicConv(half, channels, 1, activation=None),
+            nn.InstanceNorm2d(channels, affine=True))
 
     def forward(self, x):
         return self.main(x)
@@ -161,7 +162,8 @@ class ConvIR(nn.Module):
             BasicConv(2 * c, c, 4, stride=2, activation=gelu, transpose=True),
             BasicConv(c, 3, 3, activation=None)])
         self.Decoder = nn.ModuleList([stage(4 * c), stage(2 * c), stage(c)])
-        self.Convs = nn.ModuleList([BasicConv(4 * c, 2 * c, 1, activation=gelu), BasicConv(2 * c, c, 1, activation=gelu)])
+        self.Convs = nn.ModuleList([BasicConv(4 * c, 2 * c, 1, activation=gelu),
+                                    BasicConv(2 * c, c, 1, activation=gelu)])
         self.ConvsOut = nn.ModuleList([BasicConv(4 * c, 3, 3, activation=None),
                                        BasicConv(2 * c, 3, 3, activation=None)])
         self.FAM1, self.SCM1 = FAM(4 * c), SCM(4 * c)

@@ -98,7 +98,7 @@ class MIMOUNet(nn.Module):
     def __init__(self, num_res: int = 8, base_channel: int = 32, skip_dropout: float = 0.0):
         super().__init__()
         c = base_channel
-        stage = lambda ch: ResStage([ResBlock(ch) for _ in range(num_res)])  # noqa: E731
+        stage = lambda ch: ResStage([ResBlock(ch) for _ in range(num_res)])
         self.Encoder = nn.ModuleList([stage(c), stage(2 * c), stage(4 * c)])
         self.feat_extract = nn.ModuleList([
             BasicConv(3, c, 3), BasicConv(c, 2 * c, 3, stride=2), BasicConv(2 * c, 4 * c, 3, stride=2),

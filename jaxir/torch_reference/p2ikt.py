@@ -7,12 +7,12 @@ dict either), and the per-sample adaptive kernels run as one grouped conv.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from jaxir.torch_reference.stripformer import Encoder, alternating_strip_blocks, conv_lrelu, conv_pair, lrelu
 
 IMG_CHANNELS = 3  # hard-coded throughout the official network
 BACKBONE_WIDTH = 64
@@ -100,46 +100,9 @@ class GCM(nn.Module):
         return self.fuse_conv(torch.cat([fixed, self.transform_conv(adaptive)], 1)), self.Convsout(x)
 
 
-def conv_lrelu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, transpose: bool = False):
-    conv = (nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1) if transpose else
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2))
-    return nn.Sequential(conv, nn.LeakyReLU(0.2))
-
-
-def conv_pair(channels: int, in_channels: int | None = None, first_kernel: int = 3):
-    """conv, LeakyReLU, 3x3 conv: the body of the backbone's residual units."""
-    return nn.Sequential(nn.Conv2d(in_channels or channels, channels, first_kernel, padding=first_kernel // 2),
-                         nn.LeakyReLU(0.2), nn.Conv2d(channels, channels, 3, padding=1))
-
-
-def lrelu(x):
-    return F.leaky_relu(x, 0.2)
-
-
-class Encoder(nn.Module):
-    """Encoder: 64 channels at full and half size (residual units), 160 at quarter size."""
-
-    def __init__(self):
-        super().__init__()
-        c = BACKBONE_WIDTH
-        self.en_layer1_1 = conv_lrelu(IMG_CHANNELS, c)
-        self.en_layer1_2, self.en_layer1_3, self.en_layer1_4 = conv_pair(c), conv_pair(c), conv_pair(c)
-        self.en_layer2_1 = conv_lrelu(c, c, stride=2)
-        self.en_layer2_2, self.en_layer2_3, self.en_layer2_4 = conv_pair(c), conv_pair(c), conv_pair(c)
-        self.en_layer3_1 = conv_lrelu(c, TRANSFORMER_WIDTH, stride=2)
-
-    def forward(self, x):
-        x = self.en_layer1_1(x)
-        for unit in (self.en_layer1_2, self.en_layer1_3, self.en_layer1_4):
-            x = lrelu(unit(x) + x)
-        skip_1 = x
-        x = self.en_layer2_1(x)
-        for unit in (self.en_layer2_2, self.en_layer2_3, self.en_layer2_4):
-            x = lrelu(unit(x) + x)
-        return self.en_layer3_1(x), skip_1, x
-
-
 class Decoder(nn.Module):
+    """The official `Embeddings_output`: residual units at 1/2 and full size, 64 channels out."""
+
     def __init__(self):
         super().__init__()
         c = BACKBONE_WIDTH
@@ -161,116 +124,20 @@ class Decoder(nn.Module):
         return x
 
 
-def multi_head_attention(q, k, v, heads: int):
-    """softmax(q k^T / sqrt(d)) v on (B, N, D) tokens, heads cut from D."""
-    b, n, dim = q.shape
-    split = lambda t: t.reshape(b, n, heads, dim // heads).transpose(1, 2)  # noqa: E731
-    q, k, v = split(q), split(k), split(v)
-    probs = (q @ k.transpose(-1, -2) / math.sqrt(dim // heads)).softmax(-1)
-    return (probs @ v).transpose(1, 2).reshape(b, n, dim)
-
-
-def attend_both(horizontal, vertical, heads: int):
-    """Attention over two (q, k, v) token sets; one batched call when their shapes agree (square maps)."""
-    if horizontal[0].shape == vertical[0].shape:
-        out = multi_head_attention(*(torch.cat(pair, 0) for pair in zip(horizontal, vertical)), heads)
-        return out.chunk(2, 0)
-    return multi_head_attention(*horizontal, heads), multi_head_attention(*vertical, heads)
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, 4 * dim)
-        self.fc2 = nn.Linear(4 * dim, dim)
-
-    def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class PEG(nn.Module):
-    """Conditional position encoding: x + depthwise 3x3 conv(x)."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.PEG = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
-
-    def forward(self, x):
-        return self.PEG(x) + x
-
-
-class StripBlock(nn.Module):
-    """Shared frame of the intra/inter strip blocks: token LayerNorm, 1x1 conv split into a horizontal and a
-    vertical half, attention (subclass), 1x1 fuse + residual, token MLP + residual, PEG."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.attention_norm = nn.LayerNorm(dim)
-        self.conv_input = nn.Conv2d(dim, dim, 1)
-        self.fuse_out = nn.Conv2d(dim, dim, 1)
-        self.ffn_norm = nn.LayerNorm(dim)
-        self.ffn = Mlp(dim)
-        self.PEG = PEG(dim)
-
-    def forward(self, x):
-        b, c, h, w = x.shape
-        normed = self.attention_norm(x.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(b, c, h, w)
-        half_h, half_v = self.conv_input(normed).chunk(2, 1)
-        x = self.fuse_out(torch.cat(self.attend(half_h, half_v), 1)) + x
-        tokens = x.flatten(2).transpose(1, 2)
-        tokens = tokens + self.ffn(self.ffn_norm(tokens))
-        return self.PEG(tokens.transpose(1, 2).reshape(b, c, h, w))
-
-
-class IntraStripBlock(StripBlock):
-    """Pixels of each row (horizontal half) / column (vertical half) attend to each other."""
-
-    def __init__(self, dim: int):
-        super().__init__(dim)
-        self.qkv_local_h = nn.Linear(dim // 2, 3 * (dim // 2))
-        self.qkv_local_v = nn.Linear(dim // 2, 3 * (dim // 2))
-
-    def attend(self, half_h, half_v):
-        b, c, h, w = half_h.shape
-        rows = self.qkv_local_h(half_h.permute(0, 2, 3, 1).reshape(b * h, w, c)).chunk(3, -1)
-        cols = self.qkv_local_v(half_v.permute(0, 3, 2, 1).reshape(b * w, h, c)).chunk(3, -1)
-        out_h, out_v = attend_both(rows, cols, HEADS)
-        return out_h.reshape(b, h, w, c).permute(0, 3, 1, 2), out_v.reshape(b, w, h, c).permute(0, 3, 2, 1)
-
-
-class InterStripBlock(StripBlock):
-    """Whole rows (horizontal half) / columns (vertical half) are the tokens."""
-
-    def __init__(self, dim: int):
-        super().__init__(dim)
-        self.conv_h = nn.Conv2d(dim // 2, 3 * (dim // 2), 1)
-        self.conv_v = nn.Conv2d(dim // 2, 3 * (dim // 2), 1)
-
-    def attend(self, half_h, half_v):
-        b, c, h, w = half_h.shape
-        rows = [t.permute(0, 2, 1, 3).reshape(b, h, c * w) for t in self.conv_h(half_h).chunk(3, 1)]
-        cols = [t.permute(0, 3, 1, 2).reshape(b, w, c * h) for t in self.conv_v(half_v).chunk(3, 1)]
-        out_h, out_v = attend_both(rows, cols, HEADS)
-        return out_h.reshape(b, h, c, w).permute(0, 2, 1, 3), out_v.reshape(b, w, c, h).permute(0, 2, 3, 1)
-
-
 class Backbone(nn.Module):
     """The feature backbone: encoder, three intra/inter strip-attention pairs at 1/4 size, decoder."""
 
     def __init__(self):
         super().__init__()
-        d = TRANSFORMER_WIDTH
-        self.encoder = Encoder()
-        self.Trans_block_1, self.Trans_block_2 = IntraStripBlock(d), InterStripBlock(d)
-        self.Trans_block_3, self.Trans_block_4 = IntraStripBlock(d), InterStripBlock(d)
-        self.Trans_block_5, self.Trans_block_6 = IntraStripBlock(d), InterStripBlock(d)
+        self.encoder = Encoder((BACKBONE_WIDTH, BACKBONE_WIDTH, TRANSFORMER_WIDTH))
+        for i, block in enumerate(alternating_strip_blocks(TRANSFORMER_WIDTH, HEADS, 6), start=1):
+            setattr(self, f"Trans_block_{i}", block)
         self.decoder = Decoder()
 
     def forward(self, x):
         x, skip_1, skip_2 = self.encoder(x)
-        for block in (self.Trans_block_1, self.Trans_block_2, self.Trans_block_3,
-                      self.Trans_block_4, self.Trans_block_5, self.Trans_block_6):
-            x = block(x)
+        for i in range(1, 7):
+            x = getattr(self, f"Trans_block_{i}")(x)
         return self.decoder(x, skip_1, skip_2)
 
 
@@ -365,9 +232,9 @@ class P2IKT(nn.Module):
 def build_p2ikt(num_gaussian_kernels: int = 5, gaussian_kernel_size: int = 5, kernel_mode: str = "FG",
                 img_channel: int = IMG_CHANNELS) -> P2IKT:
     if kernel_mode != "FG":
-        raise ValueError(f"only kernel_mode='FG' (the fixed Gaussian bank, the paper's) is supported, got {kernel_mode!r}")
+        raise ValueError(f"only kernel_mode='FG' (the paper's fixed Gaussian bank) is supported, got {kernel_mode!r}")
     if img_channel != IMG_CHANNELS:
-        raise ValueError(f"P2IKT takes {IMG_CHANNELS}-channel images (hard-coded officially), got img_channel={img_channel}")
+        raise ValueError(f"P2IKT takes {IMG_CHANNELS}-channel images (hard-coded officially), got {img_channel}")
     if num_gaussian_kernels != gaussian_kernel_size or gaussian_kernel_size % 2 == 0 or gaussian_kernel_size < 3:
         # The official pads both convs of the GCM by (num_kernels - 1) // 2 and concatenates their outputs.
         raise ValueError("P2IKT needs num_gaussian_kernels == gaussian_kernel_size, odd and >= 3; got "

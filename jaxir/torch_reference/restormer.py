@@ -1,7 +1,7 @@
 """Restormer in PyTorch, state-dict compatible with swz30/Restormer (basicsr/models/archs/restormer_arch.py)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
