@@ -33,7 +33,8 @@ class TinyNet(nn.Module):
         if x.shape[1] % 4 or x.shape[2] % 4:
             raise ValueError(f"TinyNet needs H and W divisible by 4, got {x.shape}")
         x = x.astype(self.dtype)
-        y = nn.Conv(self.features, (3, 3), dtype=self.dtype)(x)
+        # No bias before BatchNorm: its gradient is zero up to rounding, which Adam would amplify.
+        y = nn.Conv(self.features, (3, 3), use_bias=not self.use_batch_norm, dtype=self.dtype)(x)
         if self.use_batch_norm:
             y = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(y)
         y = nn.Conv(self.features, (3, 3), dtype=self.dtype)(nn.relu(y))

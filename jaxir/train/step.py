@@ -86,7 +86,7 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
         metrics = {
             "loss": loss,
             **{f"loss/{name}": value for name, value in terms.items()},
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "lr": schedule(applied_updates),
             "loss_finite": loss_finite,
             "grads_finite": grads_finite,
