@@ -137,13 +137,14 @@ def bench_torch(name: str, kwargs: dict, x_nhwc: np.ndarray, state_dict: dict, s
         loss.backward()
         opt.step()
 
-    model.train()
+    # Eval mode in the train step too (BatchNorm statistics, no dropout), as the JAX side runs train=False:
+    # both sides then compute the same function.
+    model.eval()
     train_step()
     start = time.perf_counter()
     for _ in range(steps):
         train_step()
     train_rate = steps / (time.perf_counter() - start)
-    model.eval()
     with torch.no_grad():
         model(x)
         start = time.perf_counter()

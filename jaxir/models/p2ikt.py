@@ -261,8 +261,12 @@ class P2IKT(nn.Module):
     def __call__(self, x, train: bool = False):
         if x.ndim != 4 or x.shape[-1] != 3:
             raise ValueError(f"P2IKT expects NHWC RGB input, got shape {x.shape}")
-        if x.shape[1] % 16 or x.shape[2] % 16:
-            raise ValueError(f"P2IKT needs height and width divisible by 16, got {x.shape[1]}x{x.shape[2]}")
+        if x.shape[1] % 16 or x.shape[2] % 16 or min(x.shape[1:3]) < 32:
+            raise ValueError(f"P2IKT needs height and width divisible by 16 and at least 32, "
+                             f"got {x.shape[1]}x{x.shape[2]}")
+        if self.num_gaussian_kernels != self.gaussian_kernel_size:
+            raise ValueError("P2IKT's two filter banks only concatenate when num_gaussian_kernels == "
+                             f"gaussian_kernel_size, got {self.num_gaussian_kernels} and {self.gaussian_kernel_size}")
         x = x.astype(self.dtype)
         x128 = interpolate_nearest(x, 0.5)
         x64 = interpolate_nearest(x128, 0.5)
@@ -290,7 +294,8 @@ registry.register_model(registry.ModelEntry(
     official=(("TPZZZ/P2IKT", "P2IKT_model"),),
     translate_kwargs=_official_kwargs,
     pad_multiple=16,
-    min_size=16,
+    # The kernel predictor's 11x11 conv (padding 2) needs 7 pixels at the quarter scale.
+    min_size=32,
     official_file="model/P2IKT.py",
     description="P2IKT (defocus deblurring, inverse Gaussian kernels + strip transformer); outputs db64, db128, aux, db256.",
 ))
