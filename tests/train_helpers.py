@@ -83,7 +83,7 @@ class RandomImages:
         return {"target": image, "name": f"img{index}"}
 
 
-def tiny_config(num_steps: int = 12, **train_overrides) -> ml_collections.ConfigDict:
+def tiny_config(num_steps: int = 12, with_eval: bool = True, **train_overrides) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = {"name": TINY_MODEL, "kwargs": {"features": 8}}
     c.data = {
@@ -103,6 +103,8 @@ def tiny_config(num_steps: int = 12, **train_overrides) -> ml_collections.Config
                "keep_checkpoints": 2, "compute_dtype": "float32", "param_sharding": "replicated",
                "fsdp_min_size": 64, "nan_policy": "skip", "num_samples": 2}
     c.train.update(train_overrides)
+    if not with_eval:
+        del c.data["eval"]
     return c
 
 

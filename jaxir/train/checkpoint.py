@@ -34,11 +34,12 @@ class Checkpointer:
             raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}")
         self.directory = pathlib.Path(directory).absolute()
         self.best_metric = best_metric
-        best_fn = lambda metrics: float(metrics[best_metric])  # noqa: E731
+        # Steps saved without eval metrics rank last, so with no eval at all "best" is simply the latest.
+        worst = float("-inf") if best_mode == "max" else float("inf")
+        best_fn = lambda metrics: float(metrics.get(best_metric, worst))  # noqa: E731
         preservation = policies.AnyPreservationPolicy([
             policies.preservation_policy.LatestN(n=keep_last),
-            policies.preservation_policy.BestN(get_metric_fn=best_fn, reverse=best_mode == "min", n=1,
-                                               keep_checkpoints_without_metrics=False),
+            policies.preservation_policy.BestN(get_metric_fn=best_fn, reverse=best_mode == "min", n=1),
         ])
         options = ocp.CheckpointManagerOptions(
             # best_fn makes the manager store the metrics and answer best_step().
@@ -66,9 +67,10 @@ class Checkpointer:
         items = {"state": ocp.args.StandardSave(state)}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-        if metrics is not None and self.best_metric not in metrics:
+        if metrics and self.best_metric not in metrics:
             raise ValueError(f"checkpoint metrics need {self.best_metric!r}, got {sorted(metrics)}")
-        self.manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+        # An empty dict (not None) for steps without eval: the manager tracks metrics for every step.
+        self.manager.save(step, args=ocp.args.Composite(**items), metrics=dict(metrics or {}), force=True)
 
     def restore(self, target: TrainState, data_iterator: Any | None = None, step: int | None = None) -> TrainState:
         """Restore the state into `target`'s shapes and shardings; moves `data_iterator` to the saved position."""

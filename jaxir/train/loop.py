@@ -250,7 +250,8 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
                 writer.write(step, averages)
                 if "loss" in averages:
                     final["train_loss"] = averages["loss"]
-                progress.set_postfix(loss=f"{averages.get('loss', float('nan')):.4f}")
+                if "loss" in averages:  # absent when every step since the last line was rejected
+                    progress.set_postfix(loss=f"{averages['loss']:.4f}")
             eval_metrics = None
             if eval_dataset is not None and _should(step, eval_every, num_steps):
                 monitor.flush()
