@@ -163,13 +163,14 @@ def _crop_hw(crop_size: int | Sequence[int]) -> tuple[int, int]:
 
 def augment_record(record: Mapping[str, Any], crop_size: int | Sequence[int], *,
                    augment: bool = True, dual_pixel: bool = False) -> dict[str, Any]:
-    """Random paired crop (+ flips/rot90) of every image view, then uint8 -> float32 [0,1].
+    """Random paired crop (+ flips/rot90) of every image view, then to float32 in [0, 1].
 
     All views ('input', 'target', 'input_left', 'input_right') get the same crop
     window and the same one of the 8 dihedral transforms. Views smaller than the
     crop are reflect-padded at the bottom/right first. Non-square crops only use
     transforms that keep the shape. String fields (e.g. 'name') are dropped so
     batches hold numbers only. Randomness comes from the record's tagged entropy.
+    uint8 views are divided by 255, uint16 views (16-bit datasets such as DPDD) by 65535.
     """
     record = dict(record)
     rng = np.random.default_rng(record.pop(_AUG_KEY))

@@ -2,7 +2,7 @@
 
 Every source follows Grain's `RandomAccessDataSource` protocol (`__len__`,
 `__getitem__`) and returns one record per index: a dict of HWC numpy images
-(uint8, or float32 in [0, 1] for 16-bit files) under 'target' and, for paired
+(uint8, or uint16 for 16-bit files) under 'target' and, for paired
 data, 'input' (or dual-pixel 'input_left'/'input_right'), plus a 'name' string.
 Sources are picklable so they can be used by Grain's multiprocessing workers.
 Where cheap, a source also offers `image_hw(index)` (the target's (H, W)
@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
 import numpy as np
+import png
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -25,35 +27,77 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 Record = dict[str, Any]
 
 
-def _to_rgb_array(image: Image.Image, path: str) -> np.ndarray:
-    """RGB HWC array: uint8 for 8-bit files, float32 in [0, 1] for 16-bit greyscale."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def is_png16(header: bytes) -> bool:
+    """Whether file bytes (the first 25 suffice) start a PNG of 16 bits per sample."""
+    # IHDR is always the first chunk; its bit depth is byte 24 of the file.
+    return header.startswith(_PNG_SIGNATURE) and len(header) > 24 and header[24] == 16
+
+
+def decode_png16(data: bytes) -> np.ndarray:
+    """HxWxC uint16 array (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) of a 16-bit PNG, at full precision.
+
+    Pillow reads 16-bit colour PNGs as 8 bits (high byte only), so these are
+    decoded with pypng. Sample values are returned as stored: an sBIT chunk
+    does not rescale them (as in libpng/OpenCV). Raises ValueError for a
+    corrupt or non-16-bit PNG.
+    """
+    try:
+        width, height, rows, info = png.Reader(bytes=data).read()
+        if info["bitdepth"] != 16:
+            raise ValueError(f"expected a 16-bit PNG, got {info['bitdepth']} bits per sample")
+        samples = np.concatenate([np.frombuffer(row, dtype=np.uint16) for row in rows])
+    except (png.Error, zlib.error) as e:
+        raise ValueError(f"corrupt 16-bit PNG: {e}") from e
+    channels = info["planes"]
+    if samples.size != height * width * channels:
+        raise ValueError(f"truncated 16-bit PNG: {samples.size} samples for {height}x{width}x{channels}")
+    return samples.reshape(height, width, channels)
+
+
+def _to_rgb(array: np.ndarray) -> np.ndarray:
+    """HxWxC (C in 1..4) -> HxWx3: grey replicated, alpha dropped."""
+    if array.shape[-1] <= 2:
+        return np.repeat(array[..., :1], 3, axis=-1)
+    return np.ascontiguousarray(array[..., :3])
+
+
+def _pil_to_rgb_array(image: Image.Image) -> np.ndarray:
+    """RGB HWC array: uint8 for 8-bit images, uint16 for 16-bit greyscale."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # Pillow keeps 16-bit greyscale as integer mode 'I'; convert('RGB') would clip it to 8 bits.
-        grey = np.asarray(image, dtype=np.float32)
-        if grey.max(initial=0.0) > 65535:
-            raise ValueError(f"image {path}: 32-bit integer images are not supported")
-        grey = grey / 65535.0
-        return np.repeat(grey[..., None], 3, axis=-1)
+        grey = np.asarray(image)
+        if grey.max(initial=0) > 65535 or grey.min(initial=0) < 0:
+            raise ValueError("32-bit integer images are not supported")
+        return _to_rgb(grey.astype(np.uint16)[..., None])
     if image.mode != "RGB":
         image = image.convert("RGB")
     return np.asarray(image, dtype=np.uint8)
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Loads an image file as an RGB HWC numpy array with PIL.
+    """Loads an image file as an RGB HWC numpy array: uint8, or uint16 for 16-bit files.
 
-    Greyscale and palette images are converted to RGB and alpha is dropped.
-    Raises FileNotFoundError for a missing file and ValueError naming the path
-    for a file PIL cannot decode.
+    16-bit PNGs (grey, RGB, with or without alpha) are decoded at full
+    precision with pypng; everything else with PIL. Greyscale and palette
+    images are converted to RGB and alpha is dropped. Raises
+    FileNotFoundError for a missing file and ValueError naming the path for
+    a file that cannot be decoded.
     """
     path = os.fspath(path)
     try:
+        with open(path, "rb") as file:
+            header = file.read(32)
+            if is_png16(header):
+                return _to_rgb(decode_png16(header + file.read()))
         with Image.open(path) as image:
             image.load()
-            return _to_rgb_array(image, path)
+            return _pil_to_rgb_array(image)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"cannot read image {path}: {e}") from e
 
 

@@ -5,31 +5,50 @@ import json
 import pathlib
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import png
 from flax import serialization
+from PIL import Image
+
+from data_pipelines.sources import load_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def read_image(path: str | pathlib.Path) -> np.ndarray:
-    """RGB float32 HWC in [0, 1]; 16-bit PNGs keep their precision."""
+    """RGB float32 HWC in [0, 1]: 8-bit files / 255, 16-bit files / 65535 (16-bit PNGs via pypng).
+
+    Raises FileNotFoundError for a missing file, ValueError for one that cannot be decoded.
+    """
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
-    try:
-        with Image.open(path) as img:
-            if img.mode in ("I;16", "I;16B", "I"):
-                return np.repeat((np.asarray(img, np.float32) / 65535.0)[..., None], 3, axis=-1)
-            return np.asarray(img.convert("RGB"), np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from None
+    image = load_image(path)
+    scale = np.float32(65535.0 if image.dtype == np.uint16 else 255.0)
+    return image.astype(np.float32) / scale
 
 
-def write_image(path: str | pathlib.Path, image: np.ndarray) -> None:
+def write_image(path: str | pathlib.Path, image: np.ndarray, *, bit_depth: int = 8) -> None:
+    """Writes an HWC (or HW) float image in [0, 1], rounded to 8 bits, or to 16 bits as a PNG (pypng)."""
     path = pathlib.Path(path)
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
+    if bit_depth == 16 and path.suffix.lower() != ".png":
+        raise ValueError(f"16-bit images are written as PNG only, got {path.name}")
+    peak = 2**bit_depth - 1
+    array = np.clip(np.round(np.asarray(image, np.float32) * peak), 0, peak)
     path.parent.mkdir(parents=True, exist_ok=True)
-    array = np.clip(np.round(np.asarray(image, np.float32) * 255.0), 0, 255).astype(np.uint8)
-    Image.fromarray(array).save(path)
+    if bit_depth == 8:
+        Image.fromarray(array.astype(np.uint8)).save(path)
+        return
+    array = array.astype(np.uint16)
+    if array.ndim == 2:
+        array = array[..., None]
+    height, width, channels = array.shape
+    if channels not in (1, 3):
+        raise ValueError(f"expected a grey or RGB image, got shape {array.shape}")
+    writer = png.Writer(width, height, greyscale=channels == 1, bitdepth=16)
+    with open(path, "wb") as file:
+        writer.write(file, array.reshape(height, width * channels))
 
 
 def list_images(path: str | pathlib.Path) -> list[pathlib.Path]:

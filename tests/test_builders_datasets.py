@@ -39,7 +39,7 @@ def put(path: pathlib.Path, ident: int, role: str, *, blue: int = 200, grey: boo
 def put_png16(path: pathlib.Path, ident: int, role: str) -> None:
     """16-bit RGB PNG (as DPDD ships), written by hand: Pillow cannot write 48-bit PNGs."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    samples = pixels(ident, role).astype(np.uint16) * 256 + 0x7F  # low byte must be dropped on read
+    samples = pixels(ident, role).astype(np.uint16) * 256 + 0x7F  # a low byte 8-bit decoders lose
     raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in samples)
 
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -51,6 +51,8 @@ def put_png16(path: pathlib.Path, ident: int, role: str) -> None:
 
 
 def decode_ident(image: np.ndarray) -> tuple[int, str]:
+    if image.dtype == np.uint16:  # 16-bit datasets (DPDD): the codes are in the high byte
+        image = (image >> 8).astype(np.uint8)
     assert image.dtype == np.uint8 and image.shape == (SIZE, SIZE, 3), (image.dtype, image.shape)
     red, green = image[..., 0].astype(int), image[..., 1].astype(int)
     assert red.max() - red.min() <= 4 and green.max() - green.min() <= 4, "fixture images are flat"

@@ -103,7 +103,7 @@ def test_greyscale_and_16bit_images_become_rgb(tmp_path):
     assert grey.shape == (3, 4, 3) and grey.dtype == np.uint8
     np.testing.assert_array_equal(grey[..., 1], np.arange(12).reshape(3, 4))
     deep = source[1]["target"]
-    assert deep.dtype == np.float32 and deep.shape == (3, 4, 3) and np.allclose(deep, 1.0)
+    assert deep.dtype == np.uint16 and deep.shape == (3, 4, 3) and (deep == 65535).all()
 
 
 def test_bundled_photos_split_is_fixed_and_disjoint():

@@ -2,13 +2,17 @@
 
 TFDS encodes `tfds.features.Image` values given as numpy arrays with
 `tf.image.encode_png`, which needs TensorFlow; values given as encoded bytes
-are stored as they are. So every image here is handed to TFDS as PNG/JPEG
-bytes: 8-bit RGB PNG and RGB JPEG files are copied byte for byte, everything
-else (greyscale, palette, alpha, 16-bit, BMP, TIFF, arrays from .mat files) is
-converted to 8-bit RGB with PIL and re-encoded as PNG. TFDS's own archive
-extractor also needs TensorFlow, so official archives are unpacked here with
-`zipfile`/`tarfile`. Records are written as array_record and read back with
-`tfds.data_source`, which decodes with PIL (or OpenCV when installed).
+are stored as they are. So every image of an 8-bit dataset is handed to TFDS
+as PNG/JPEG bytes: 8-bit RGB PNG and RGB JPEG files are copied byte for byte,
+everything else (greyscale, palette, alpha, 16-bit, BMP, TIFF, arrays from
+.mat files) is converted to 8-bit RGB and re-encoded as PNG. Without
+TensorFlow, `tfds.data_source` decodes `Image` features with PIL, which reads
+16-bit RGB PNGs as 8 bits; so 16-bit datasets (`IMAGE_DTYPE = np.uint16`,
+e.g. DPDD) store each view as a zlib-compressed uint16 `tfds.features.Tensor`
+instead (lossless, decoded with numpy), the files decoded with pypng.
+TFDS's own archive extractor also needs TensorFlow, so official archives are
+unpacked here with `zipfile`/`tarfile`. Records are written as array_record
+and read back with `tfds.data_source`.
 
 A builder subclasses `RestorationBuilder`, writes `MANUAL_DOWNLOAD_INSTRUCTIONS`
 (official URL, file names, expected layout), `_is_root(path)` (does this folder
@@ -19,10 +23,13 @@ from __future__ import annotations
 
 import abc
 import collections
+import concurrent.futures
 import dataclasses
 import inspect
 import io
+import itertools
 import logging
+import multiprocessing
 import os
 import pathlib
 import re
@@ -36,6 +43,8 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image, UnidentifiedImageError
 from tensorflow_datasets.core import utils as tfds_utils
+
+from data_pipelines.sources import decode_png16, is_png16, load_image
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +62,7 @@ class Record:
 
     Attributes:
       name: relative file id, unique within its split (becomes the record key).
-      images: feature name ('input', 'target', ...) -> image file or uint8 array.
+      images: feature name ('input', 'target', ...) -> image file or uint8/uint16 array.
       extras: other feature values (e.g. 'scene').
     """
 
@@ -72,20 +81,41 @@ def _png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
-    """HxW or HxWxC (C in 1, 3, 4) uint8/uint16 array -> contiguous HxWx3 uint8."""
-    array = np.asarray(array)
-    if array.dtype == np.uint16:
-        array = np.round(array.astype(np.float64) / 257.0).astype(np.uint8)
-    elif array.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 or uint16 image array, got dtype {array.dtype}")
+def _rgb_channels(array: np.ndarray) -> np.ndarray:
+    """HxW or HxWxC (C: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) -> contiguous HxWx3, same dtype."""
     if array.ndim == 2:
         array = array[..., None]
-    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"expected an HxW or HxWxC (C in 1, 3, 4) image array, got shape {array.shape}")
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
+    if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"expected an HxW or HxWxC (C in 1..4) image array, got shape {array.shape}")
+    if array.shape[-1] <= 2:
+        return np.repeat(array[..., :1], 3, axis=-1)
     return np.ascontiguousarray(array[..., :3])
+
+
+def _check_image_dtype(array: np.ndarray) -> None:
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected a uint8 or uint16 image array, got dtype {array.dtype}")
+
+
+def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
+    """HxW or HxWxC uint8/uint16 array -> contiguous HxWx3 uint8 (16-bit scaled by 1/257, rounded)."""
+    array = np.asarray(array)
+    _check_image_dtype(array)
+    if array.dtype == np.uint16:
+        array = np.round(array.astype(np.float64) / 257.0).astype(np.uint8)
+    return _rgb_channels(array)
+
+
+def to_rgb_uint16(array: np.ndarray) -> np.ndarray:
+    """HxW or HxWxC uint8/uint16 array -> contiguous HxWx3 uint16.
+
+    uint8 is scaled by 257 (255 -> 65535), so v/255 == 257 v/65535 exactly.
+    """
+    array = np.asarray(array)
+    _check_image_dtype(array)
+    if array.dtype == np.uint8:
+        array = array.astype(np.uint16) * np.uint16(257)
+    return _rgb_channels(array)
 
 
 def _pil_to_rgb_uint8(image: Image.Image) -> np.ndarray:
@@ -104,9 +134,9 @@ def encode_image(source: ImageSource) -> bytes:
 
     8-bit RGB PNG and RGB JPEG files are returned unchanged (no re-encoding
     loss, no size growth); anything else is converted to 8-bit RGB (grey
-    replicated to 3 channels, alpha dropped, 16-bit scaled by 1/257) and
-    re-encoded as PNG. Note that Pillow reads 16-bit *RGB* PNGs as 8 bits
-    (keeping the high byte), so those lose their low byte.
+    replicated to 3 channels, alpha dropped, 16-bit scaled by 1/257 and
+    rounded; 16-bit PNGs are decoded with pypng) and re-encoded as PNG.
+    16-bit datasets keep full precision with `to_rgb_uint16` instead.
     """
     if isinstance(source, np.ndarray):
         return _png_bytes(to_rgb_uint8(source))
@@ -118,6 +148,11 @@ def encode_image(source: ImageSource) -> bytes:
     # PNG IHDR: bit depth at byte 24, colour type at byte 25 (2 = RGB).
     if data.startswith(_PNG_SIGNATURE) and len(data) > 25 and data[24] == 8 and data[25] == 2:
         return data
+    if is_png16(data):
+        try:
+            return _png_bytes(to_rgb_uint8(decode_png16(data)))
+        except ValueError as e:
+            raise ValueError(f"cannot read image {path}: {e}") from e
     try:
         with Image.open(io.BytesIO(data)) as image:
             if data.startswith(_JPEG_SIGNATURE) and image.format == "JPEG" and image.mode == "RGB":
@@ -282,16 +317,20 @@ def safe_extract(archive: pathlib.Path, destination: pathlib.Path) -> pathlib.Pa
 class RestorationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Base of the paired/clean image-restoration builders.
 
-    Features: one uint8 RGB `tfds.features.Image` per entry of `IMAGE_KEYS`,
-    'name' (relative file id) and the `EXTRA_FEATURES`. Records keep the sorted
-    file order (shuffling disabled): evaluation order is reproducible and
-    training pipelines shuffle themselves.
+    Features: one RGB image per entry of `IMAGE_KEYS`, 'name' (relative file
+    id) and the `EXTRA_FEATURES`. With `IMAGE_DTYPE = np.uint8` (the default)
+    images are PNG/JPEG `tfds.features.Image`s; with `np.uint16` they are
+    zlib-compressed uint16 `tfds.features.Tensor`s of shape (H, W, 3), read
+    back as uint16 arrays (8-bit files in such a dataset are scaled by 257).
+    Records keep the sorted file order (shuffling disabled): evaluation order
+    is reproducible and training pipelines shuffle themselves.
     """
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Initial release."}
 
     IMAGE_KEYS: ClassVar[tuple[str, ...]] = ("input", "target")
+    IMAGE_DTYPE: ClassVar[type[np.unsignedinteger]] = np.uint8
     EXTRA_FEATURES: ClassVar[dict[str, Callable[[], tfds.features.FeatureConnector]]] = {}
     DESCRIPTION: ClassVar[str] = ""
     HOMEPAGE: ClassVar[str] = ""
@@ -323,8 +362,7 @@ class RestorationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     # -- TFDS hooks ---------------------------------------------------------
 
     def _info(self) -> tfds.core.DatasetInfo:
-        features: dict[str, Any] = {
-            key: tfds.features.Image(shape=(None, None, 3), dtype=np.uint8) for key in self.IMAGE_KEYS}
+        features: dict[str, Any] = {key: self._image_feature() for key in self.IMAGE_KEYS}
         features["name"] = tfds.features.Text()
         features.update({key: make() for key, make in self.EXTRA_FEATURES.items()})
         paired = "input" in self.IMAGE_KEYS
@@ -354,9 +392,23 @@ class RestorationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
                            self.name, missing, root, sorted(splits))
         return {split: self._generate_examples(records) for split, records in splits.items()}
 
+    def _image_feature(self) -> tfds.features.FeatureConnector:
+        if self.IMAGE_DTYPE == np.uint8:
+            return tfds.features.Image(shape=(None, None, 3), dtype=np.uint8)
+        if self.IMAGE_DTYPE == np.uint16:
+            # tfds decodes Image features with PIL when TensorFlow is absent, and PIL
+            # reads 16-bit RGB as 8 bits; a zlib Tensor decodes with numpy, losslessly.
+            return tfds.features.Tensor(shape=(None, None, 3), dtype=np.uint16,
+                                        encoding=tfds.features.Encoding.ZLIB)
+        raise ValueError(f"{self.name}: IMAGE_DTYPE must be np.uint8 or np.uint16, got {self.IMAGE_DTYPE}")
+
     def _generate_examples(self, records: Sequence[Record]):
-        for record in records:
-            example: dict[str, Any] = {key: encode_image(record.images[key]) for key in self.IMAGE_KEYS}
+        if self.IMAGE_DTYPE == np.uint16:
+            views = _uint16_views(records, self.IMAGE_KEYS)
+        else:
+            views = ({key: encode_image(record.images[key]) for key in self.IMAGE_KEYS} for record in records)
+        for record, images in zip(records, views):
+            example: dict[str, Any] = dict(images)
             example["name"] = record.name
             example.update(record.extras)
             yield record.name, example
@@ -429,6 +481,53 @@ class RestorationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
         if expected is not None and expected != len(records):
             logger.warning("%s/%s: found %d examples under %s; the official split has %d",
                            self.name, split, len(records), root, expected)
+
+
+# pypng decodes about 1 MB of 16-bit PNG per second; below this many bytes of
+# files, starting worker processes (1-2 s) costs more than it saves.
+PARALLEL_DECODE_MIN_BYTES = 32 * 2**20
+
+
+def _decode_processes() -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cpus or 1
+
+
+def _bounded_map(pool: concurrent.futures.Executor, fn: Callable, items: Iterable, ahead: int) -> Iterator:
+    """`pool.map` in order, but at most `ahead` results pending (Executor.map submits everything)."""
+    items = iter(items)
+    in_flight = collections.deque(pool.submit(fn, item) for item in itertools.islice(items, ahead))
+    while in_flight:
+        future = in_flight.popleft()
+        for item in itertools.islice(items, 1):
+            in_flight.append(pool.submit(fn, item))
+        yield future.result()
+
+
+def _uint16_views(records: Sequence[Record], keys: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+    """Each record's views as HxWx3 uint16, in record order.
+
+    pypng decodes 16-bit PNGs in pure Python (about 10 s for one 1680x1120
+    DPDD view), so large splits are decoded in spawned worker processes, a
+    bounded number of files ahead of the consumer so memory stays flat. (As
+    with any multiprocessing, a script that builds such a dataset needs the
+    `if __name__ == "__main__":` guard.)
+    """
+    files = [image for record in records for key in keys
+             if not isinstance(image := record.images[key], np.ndarray)]
+    total_bytes = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
+    processes = min(_decode_processes(), len(files)) if total_bytes >= PARALLEL_DECODE_MIN_BYTES else 1
+    pool = (concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            if processes > 1 else None)
+    try:
+        loaded = _bounded_map(pool, load_image, files, 2 * processes) if pool else map(load_image, files)
+        for record in records:
+            # Arrays are used as they are; files come from `loaded` in the order listed above.
+            yield {key: to_rgb_uint16(image if isinstance(image := record.images[key], np.ndarray)
+                                      else next(loaded)) for key in keys}
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def instructions(source: str, files: str, layout: str, notes: str = "") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 import re
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from data_pipelines.builders.base import (
@@ -19,13 +20,18 @@ class Dpdd(RestorationBuilder):
 
     Each record: 'input_left'/'input_right' (the two dual-pixel views),
     'input' (the combined centre image, the single-image benchmark input) and
-    'target' (the all-in-focus capture). The official files are 16-bit PNGs;
-    Pillow (this project's decoder) reads 16-bit RGB PNGs as 8 bits, so the
-    records are 8-bit (high byte of each sample).
+    'target' (the all-in-focus capture), each HxWx3 uint16. The official files
+    are 16-bit PNGs, decoded with pypng and stored losslessly (zlib uint16
+    tensors), so records keep every bit; the pipelines divide by 65535, as the
+    official loaders do. 8-bit files (e.g. a re-saved copy) are scaled by 257.
     """
 
     name = "dpdd"
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release (8-bit records: high byte of each 16-bit sample).",
+                     "1.1.0": "Views stored as 16-bit (uint16), lossless."}
     IMAGE_KEYS = ("input_left", "input_right", "input", "target")
+    IMAGE_DTYPE = np.uint16
     HOMEPAGE = "https://github.com/Abdullah-Abuolaim/defocus-deblurring-dual-pixel"
     ARCHIVES = ("dd_dp_dataset_canon.zip", "dd_dp_dataset_png.zip")
     EXPECTED_SIZES = {"train": 350, "validation": 74, "test": 76}
