@@ -13,6 +13,8 @@ batch, matching the PyTorch reductions of the official training code:
                two-sided spectrum, the default here; onesided=True uses
                rfft2's half spectrum instead. Both train with weight 0.1.
   lpips        mean LPIPS v0.1 distance (see jaxir.metrics.lpips)
+  edge         Charbonnier between one-level Laplacian-pyramid residuals
+               (MPRNet's EdgeLoss, used by Stripformer with weight 0.05)
 """
 from __future__ import annotations
 
@@ -37,6 +39,30 @@ def l2_loss(pred: jax.Array, target: jax.Array) -> jax.Array:
 def charbonnier_loss(pred: jax.Array, target: jax.Array,
                      eps: float = 1e-3) -> jax.Array:
     return jnp.mean(jnp.sqrt(jnp.square(pred - target) + eps * eps))
+
+
+_EDGE_TAPS = (0.05, 0.25, 0.4, 0.25, 0.05)
+
+
+def _gauss5(x: jax.Array) -> jax.Array:
+    """Depthwise 5x5 Gaussian (outer product of `_EDGE_TAPS`) with replicate padding."""
+    taps = jnp.asarray(_EDGE_TAPS, jnp.float32)
+    kernel = jnp.outer(taps, taps)[:, :, None, None] * jnp.ones((1, 1, 1, x.shape[-1]), jnp.float32)
+    x = jnp.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="edge")
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        feature_group_count=x.shape[-1], precision=jax.lax.Precision.HIGHEST)
+
+
+def laplacian_residual(x: jax.Array) -> jax.Array:
+    """x minus its blur-downsample-upsample reconstruction (zeros between samples, gain 4)."""
+    down = _gauss5(x)[:, ::2, ::2]
+    upsampled = jnp.zeros_like(x).at[:, ::2, ::2].set(down * 4)
+    return x - _gauss5(upsampled)
+
+
+def edge_loss(pred: jax.Array, target: jax.Array, eps: float = 1e-3) -> jax.Array:
+    return charbonnier_loss(laplacian_residual(pred.astype(jnp.float32)),
+                            laplacian_residual(target.astype(jnp.float32)), eps)
 
 
 def psnr_loss(pred: jax.Array, target: jax.Array) -> jax.Array:
@@ -75,6 +101,7 @@ _TERMS: dict[str, tuple[Callable[..., LossFn], tuple[str, ...]]] = {
     "fft": (lambda onesided=False, modulus=False: lambda p, t: fft_loss(p, t, onesided, modulus),
             ("onesided", "modulus")),
     "lpips": (_make_lpips, ("net",)),
+    "edge": (lambda eps=1e-3: lambda p, t: edge_loss(p, t, eps), ("eps",)),
 }
 LOSS_NAMES = tuple(_TERMS)
 MULTISCALE_MODES = ("bilinear",)

@@ -258,3 +258,26 @@ def test_fft_modulus_is_torch_l1_on_complex_spectra():
     want = torch.nn.L1Loss()(torch.fft.fft2(torch.from_numpy(pred).permute(0, 3, 1, 2)),
                              torch.fft.fft2(torch.from_numpy(target).permute(0, 3, 1, 2)))
     np.testing.assert_allclose(float(losses.fft_loss(pred, target, modulus=True)), float(want), rtol=1e-5)
+
+
+def test_edge_loss_matches_mprnet_formulation():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(1)
+    pred, target = rng.random((2, 2, 9, 10, 3), dtype=np.float32)
+    k = torch.tensor([[0.05, 0.25, 0.4, 0.25, 0.05]])
+    kernel = (k.t() @ k).unsqueeze(0).repeat(3, 1, 1, 1)
+
+    def gauss(img):
+        return F.conv2d(F.pad(img, (2, 2, 2, 2), mode="replicate"), kernel, groups=3)
+
+    def laplacian(img):
+        filtered = gauss(img)
+        up = torch.zeros_like(filtered)
+        up[:, :, ::2, ::2] = filtered[:, :, ::2, ::2] * 4
+        return img - gauss(up)
+
+    a, b = (laplacian(torch.from_numpy(v).permute(0, 3, 1, 2)) for v in (pred, target))
+    want = torch.mean(torch.sqrt((a - b) ** 2 + 1e-6))
+    np.testing.assert_allclose(float(losses.edge_loss(pred, target)), float(want), rtol=1e-5)
+    assert float(losses.edge_loss(target, target)) == pytest.approx(1e-3, rel=1e-4)
