@@ -90,10 +90,10 @@ DEFAULT_TRAIN_DATASETS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 # The protocols' test sets (denoise_*: noise synthesised at the task's sigma).
 EVAL_DATASETS: dict[str, dict[str, tuple[str, str]]] = {
-    "aio3": {"denoise_15": ("bsd68", "test"), "denoise_25": ("bsd68", "test"),
-             "denoise_50": ("bsd68", "test"), "derain": ("rain100l", "test"),
+    "aio3": {"denoise_15": ("cbsd68", "test"), "denoise_25": ("cbsd68", "test"),
+             "denoise_50": ("cbsd68", "test"), "derain": ("rain100l", "test"),
              "dehaze": ("sots_outdoor", "test")},
-    "aio5": {"denoise_25": ("bsd68", "test"), "derain": ("rain100l", "test"),
+    "aio5": {"denoise_25": ("cbsd68", "test"), "derain": ("rain100l", "test"),
              "dehaze": ("sots_outdoor", "test"), "deblur": ("gopro", "test"),
              "lowlight": ("lol", "test")},
 }
