@@ -14,12 +14,11 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
-import zlib
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+import cv2
 import numpy as np
-import png
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -28,6 +27,8 @@ Record = dict[str, Any]
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# IHDR colour type (byte 25 of the file) -> samples per pixel; palette PNGs are never 16-bit.
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
 
 
 def is_png16(header: bytes) -> bool:
@@ -40,21 +41,32 @@ def decode_png16(data: bytes) -> np.ndarray:
     """HxWxC uint16 array (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) of a 16-bit PNG, at full precision.
 
     Pillow reads 16-bit colour PNGs as 8 bits (high byte only), so these are
-    decoded with pypng. Sample values are returned as stored: an sBIT chunk
-    does not rescale them (as in libpng/OpenCV). Raises ValueError for a
-    corrupt or non-16-bit PNG.
+    decoded with OpenCV (libpng). C follows the file's colour type (an alpha
+    channel OpenCV derives from a tRNS chunk is dropped). Sample values are
+    returned as stored: an sBIT chunk does not rescale them. Raises
+    ValueError for a corrupt or non-16-bit PNG.
     """
-    try:
-        width, height, rows, info = png.Reader(bytes=data).read()
-        if info["bitdepth"] != 16:
-            raise ValueError(f"expected a 16-bit PNG, got {info['bitdepth']} bits per sample")
-        samples = np.concatenate([np.frombuffer(row, dtype=np.uint16) for row in rows])
-    except (png.Error, zlib.error) as e:
-        raise ValueError(f"corrupt 16-bit PNG: {e}") from e
-    channels = info["planes"]
-    if samples.size != height * width * channels:
-        raise ValueError(f"truncated 16-bit PNG: {samples.size} samples for {height}x{width}x{channels}")
-    return samples.reshape(height, width, channels)
+    if not data.startswith(_PNG_SIGNATURE) or len(data) < 26:
+        raise ValueError("not a PNG file")
+    if data[24] != 16:
+        raise ValueError(f"expected a 16-bit PNG, got {data[24]} bits per sample")
+    channels = _PNG_CHANNELS.get(data[25])
+    if channels is None:
+        raise ValueError(f"corrupt 16-bit PNG: invalid colour type {data[25]}")
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint16:
+        raise ValueError("corrupt 16-bit PNG: OpenCV could not decode it")
+    # OpenCV orders colour BGR(A), expands grey+alpha to BGRA and may add alpha from a tRNS chunk.
+    decoded = np.atleast_3d(decoded)
+    if channels == 1 and decoded.shape[-1] == 1:
+        return decoded
+    if channels == 2 and decoded.shape[-1] == 4:
+        return np.stack([decoded[..., 0], decoded[..., 3]], axis=-1)
+    if channels == 3 and decoded.shape[-1] in (3, 4):
+        return cv2.cvtColor(decoded[..., :3], cv2.COLOR_BGR2RGB)
+    if channels == 4 and decoded.shape[-1] == 4:
+        return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
+    raise ValueError(f"corrupt 16-bit PNG: {decoded.shape[-1]} channels decoded for colour type {data[25]}")
 
 
 def _to_rgb(array: np.ndarray) -> np.ndarray:
@@ -81,7 +93,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """Loads an image file as an RGB HWC numpy array: uint8, or uint16 for 16-bit files.
 
     16-bit PNGs (grey, RGB, with or without alpha) are decoded at full
-    precision with pypng; everything else with PIL. Greyscale and palette
+    precision with OpenCV; everything else with PIL. Greyscale and palette
     images are converted to RGB and alpha is dropped. Raises
     FileNotFoundError for a missing file and ValueError naming the path for
     a file that cannot be decoded.

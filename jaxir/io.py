@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import pathlib
 
+import cv2
 import numpy as np
-import png
 from flax import serialization
 from PIL import Image
 
@@ -15,7 +15,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def read_image(path: str | pathlib.Path) -> np.ndarray:
-    """RGB float32 HWC in [0, 1]: 8-bit files / 255, 16-bit files / 65535 (16-bit PNGs via pypng).
+    """RGB float32 HWC in [0, 1]: 8-bit files / 255, 16-bit files / 65535 (16-bit PNGs via OpenCV).
 
     Raises FileNotFoundError for a missing file, ValueError for one that cannot be decoded.
     """
@@ -28,7 +28,7 @@ def read_image(path: str | pathlib.Path) -> np.ndarray:
 
 
 def write_image(path: str | pathlib.Path, image: np.ndarray, *, bit_depth: int = 8) -> None:
-    """Writes an HWC (or HW) float image in [0, 1], rounded to 8 bits, or to 16 bits as a PNG (pypng)."""
+    """Writes an HWC (or HW) float image in [0, 1], rounded to 8 bits, or to 16 bits as a PNG (OpenCV)."""
     path = pathlib.Path(path)
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
@@ -41,14 +41,16 @@ def write_image(path: str | pathlib.Path, image: np.ndarray, *, bit_depth: int =
         Image.fromarray(array.astype(np.uint8)).save(path)
         return
     array = array.astype(np.uint16)
-    if array.ndim == 2:
-        array = array[..., None]
-    height, width, channels = array.shape
-    if channels not in (1, 3):
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 3 and array.shape[-1] == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)  # OpenCV writes BGR order
+    elif array.ndim != 2:
         raise ValueError(f"expected a grey or RGB image, got shape {array.shape}")
-    writer = png.Writer(width, height, greyscale=channels == 1, bitdepth=16)
-    with open(path, "wb") as file:
-        writer.write(file, array.reshape(height, width * channels))
+    encoded, data = cv2.imencode(".png", array)
+    if not encoded:
+        raise ValueError(f"OpenCV could not encode a 16-bit PNG of shape {array.shape}")
+    path.write_bytes(data.tobytes())
 
 
 def list_images(path: str | pathlib.Path) -> list[pathlib.Path]:

@@ -1,21 +1,22 @@
-"""16-bit images end to end: pypng decoding, DPDD's uint16 records, float pipelines."""
+"""16-bit images end to end: OpenCV decoding, DPDD's uint16 records, float pipelines."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import io
 import pathlib
+import struct
 import sys
+import zlib
 
+import cv2
 import numpy as np
-import png
 import pytest
 from PIL import Image
 
 from data_pipelines import builders
 from data_pipelines.builders import base
 from data_pipelines.pipelines import make_eval_dataset, make_train_dataset
-from data_pipelines.sources import TfdsSource, load_image
+from data_pipelines.sources import TfdsSource, decode_png16, load_image
 from jaxir.io import read_image, write_image
 
 H, W = 6, 10
@@ -29,14 +30,34 @@ def deep_samples(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray
     return np.where(samples % 257 == 0, samples + 1, samples).astype(np.uint16)
 
 
-def write_png16(path: pathlib.Path, samples: np.ndarray, **writer_kwargs) -> None:
-    """samples: HxWxC uint16 with C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA."""
-    height, width, channels = samples.shape
-    writer = png.Writer(width, height, greyscale=channels <= 2, alpha=channels in (2, 4), bitdepth=16,
-                        **writer_kwargs)
+def write_png16(path: pathlib.Path, samples: np.ndarray) -> None:
+    """samples: HxWxC uint16 with C = 1 grey, 3 RGB, 4 RGBA, written by OpenCV (which takes BGR order)."""
+    to_opencv = {1: lambda x: x[..., 0], 3: lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2BGR),
+                 4: lambda x: cv2.cvtColor(x, cv2.COLOR_RGBA2BGRA)}
+    encoded, data = cv2.imencode(".png", to_opencv[samples.shape[-1]](samples))
+    assert encoded and data[24] == 16, "OpenCV did not write a 16-bit PNG"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as file:
-        writer.write(file, samples.reshape(height, width * channels))
+    path.write_bytes(data.tobytes())
+
+
+# Adam7 passes as (x0, y0, dx, dy).
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def png16_by_hand(samples: np.ndarray, *, interlace: bool = False, chunks: dict[bytes, bytes] | None = None) -> bytes:
+    """A 16-bit PNG OpenCV cannot write (grey+alpha, Adam7 interlacing, extra chunks): unfiltered rows, zlib."""
+    height, width, channels = samples.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    passes = [samples[y0::dy, x0::dx] for x0, y0, dx, dy in ADAM7] if interlace else [samples]
+    scanlines = b"".join(b"\x00" + row.astype(">u2").tobytes() for image in passes if image.size for row in image)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, int(interlace))
+    extra = b"".join(chunk(kind, data) for kind, data in (chunks or {}).items())
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + extra + chunk(b"IDAT", zlib.compress(scanlines))
+            + chunk(b"IEND", b""))
 
 
 def expected_rgb(samples: np.ndarray) -> np.ndarray:
@@ -51,7 +72,12 @@ def expected_rgb(samples: np.ndarray) -> np.ndarray:
 def test_16bit_png_is_read_at_full_precision(channels, interlace, tmp_path):
     samples = deep_samples(np.random.default_rng(channels), (H, W, channels))
     path = tmp_path / "deep.png"
-    write_png16(path, samples, interlace=interlace)
+    if channels == 2 or interlace:
+        path.write_bytes(png16_by_hand(samples, interlace=interlace))
+    else:
+        write_png16(path, samples)
+
+    np.testing.assert_array_equal(decode_png16(path.read_bytes()), samples)  # channels as stored, RGB order
 
     loaded = load_image(path)
     assert loaded.dtype == np.uint16 and loaded.shape == (H, W, 3)
@@ -62,8 +88,27 @@ def test_16bit_png_is_read_at_full_precision(channels, interlace, tmp_path):
     np.testing.assert_array_equal(image, expected_rgb(samples).astype(np.float32) / np.float32(65535))
 
 
+def test_transparency_chunk_adds_no_channel():
+    # OpenCV turns an RGB tRNS chunk into an alpha channel; decode_png16 keeps the file's 3 samples.
+    samples = deep_samples(np.random.default_rng(7), (H, W, 3))
+    data = png16_by_hand(samples, chunks={b"tRNS": samples[0, 0].astype(">u2").tobytes()})
+    np.testing.assert_array_equal(decode_png16(data), samples)
+
+
+def test_decode_png16_rejects_other_input():
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(buffer, format="PNG")
+    with pytest.raises(ValueError, match="expected a 16-bit PNG, got 8 bits"):
+        decode_png16(buffer.getvalue())
+    with pytest.raises(ValueError, match="not a PNG"):
+        decode_png16(b"GIF89a" + bytes(40))
+    whole = png16_by_hand(deep_samples(np.random.default_rng(8), (H, W, 3)))
+    with pytest.raises(ValueError, match="corrupt 16-bit PNG"):
+        decode_png16(whole[: len(whole) - 20])
+
+
 def test_pillow_alone_would_lose_the_low_byte(tmp_path):
-    # Guards the premise: if Pillow ever decodes 48-bit PNGs, pypng may no longer be needed.
+    # Guards the premise: if Pillow ever decodes 48-bit PNGs, OpenCV may no longer be needed.
     samples = deep_samples(np.random.default_rng(0), (H, W, 3))
     write_png16(tmp_path / "deep.png", samples)
     with Image.open(tmp_path / "deep.png") as image:
@@ -204,34 +249,24 @@ def test_train_and_eval_pipelines_give_uint16_over_65535(dpdd):
     np.testing.assert_array_equal(batch["input"][0, :H, :W], first["input"].astype(np.float32) / scale)
 
 
-# -- parallel decoding of large 16-bit splits ----------------------------------
+# -- decoding a 16-bit split ----------------------------------------------------
 
 
-def test_large_splits_decode_in_worker_processes_in_order(tmp_path, monkeypatch):
+def test_uint16_views_decode_files_and_pass_arrays_in_order(tmp_path):
     rng = np.random.default_rng(6)
     records, expected = [], []
     for index in range(3):
         views = {key: deep_samples(rng, (H, W, 3)) for key in ("input", "target")}
-        for key, samples in views.items():
-            write_png16(tmp_path / f"{index}_{key}.png", samples)
+        write_png16(tmp_path / f"{index}_input.png", views["input"])
         records.append(base.Record(name=str(index), images={
             "input": tmp_path / f"{index}_input.png", "target": views["target"]}))  # arrays pass through
         expected.append(views)
 
-    pools = []
-
-    class CountedPool(concurrent.futures.ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            pools.append(self)
-
-    monkeypatch.setattr(base, "PARALLEL_DECODE_MIN_BYTES", 0)
-    monkeypatch.setattr(base, "_decode_processes", lambda: 2)
-    monkeypatch.setattr(base.concurrent.futures, "ProcessPoolExecutor", CountedPool)
     decoded = list(base._uint16_views(records, ("input", "target")))
-    assert len(pools) == 1
+    assert len(decoded) == len(expected)
     for views, want in zip(decoded, expected):
         for key in ("input", "target"):
+            assert views[key].dtype == np.uint16
             np.testing.assert_array_equal(views[key], want[key])
 
     whole = (tmp_path / "1_input.png").read_bytes()

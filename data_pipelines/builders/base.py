@@ -9,7 +9,7 @@ everything else (greyscale, palette, alpha, 16-bit, BMP, TIFF, arrays from
 TensorFlow, `tfds.data_source` decodes `Image` features with PIL, which reads
 16-bit RGB PNGs as 8 bits; so 16-bit datasets (`IMAGE_DTYPE = np.uint16`,
 e.g. DPDD) store each view as a zlib-compressed uint16 `tfds.features.Tensor`
-instead (lossless, decoded with numpy), the files decoded with pypng.
+instead (lossless, decoded with numpy), the files decoded with OpenCV.
 TFDS's own archive extractor also needs TensorFlow, so official archives are
 unpacked here with `zipfile`/`tarfile`. Records are written as array_record
 and read back with `tfds.data_source`.
@@ -23,13 +23,10 @@ from __future__ import annotations
 
 import abc
 import collections
-import concurrent.futures
 import dataclasses
 import inspect
 import io
-import itertools
 import logging
-import multiprocessing
 import os
 import pathlib
 import re
@@ -135,7 +132,7 @@ def encode_image(source: ImageSource) -> bytes:
     8-bit RGB PNG and RGB JPEG files are returned unchanged (no re-encoding
     loss, no size growth); anything else is converted to 8-bit RGB (grey
     replicated to 3 channels, alpha dropped, 16-bit scaled by 1/257 and
-    rounded; 16-bit PNGs are decoded with pypng) and re-encoded as PNG.
+    rounded; 16-bit PNGs are decoded with OpenCV) and re-encoded as PNG.
     16-bit datasets keep full precision with `to_rgb_uint16` instead.
     """
     if isinstance(source, np.ndarray):
@@ -483,51 +480,11 @@ class RestorationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
                            self.name, split, len(records), root, expected)
 
 
-# pypng decodes about 1 MB of 16-bit PNG per second; below this many bytes of
-# files, starting worker processes (1-2 s) costs more than it saves.
-PARALLEL_DECODE_MIN_BYTES = 32 * 2**20
-
-
-def _decode_processes() -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return cpus or 1
-
-
-def _bounded_map(pool: concurrent.futures.Executor, fn: Callable, items: Iterable, ahead: int) -> Iterator:
-    """`pool.map` in order, but at most `ahead` results pending (Executor.map submits everything)."""
-    items = iter(items)
-    in_flight = collections.deque(pool.submit(fn, item) for item in itertools.islice(items, ahead))
-    while in_flight:
-        future = in_flight.popleft()
-        for item in itertools.islice(items, 1):
-            in_flight.append(pool.submit(fn, item))
-        yield future.result()
-
-
 def _uint16_views(records: Sequence[Record], keys: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
-    """Each record's views as HxWx3 uint16, in record order.
-
-    pypng decodes 16-bit PNGs in pure Python (about 10 s for one 1680x1120
-    DPDD view), so large splits are decoded in spawned worker processes, a
-    bounded number of files ahead of the consumer so memory stays flat. (As
-    with any multiprocessing, a script that builds such a dataset needs the
-    `if __name__ == "__main__":` guard.)
-    """
-    files = [image for record in records for key in keys
-             if not isinstance(image := record.images[key], np.ndarray)]
-    total_bytes = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
-    processes = min(_decode_processes(), len(files)) if total_bytes >= PARALLEL_DECODE_MIN_BYTES else 1
-    pool = (concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
-            if processes > 1 else None)
-    try:
-        loaded = _bounded_map(pool, load_image, files, 2 * processes) if pool else map(load_image, files)
-        for record in records:
-            # Arrays are used as they are; files come from `loaded` in the order listed above.
-            yield {key: to_rgb_uint16(image if isinstance(image := record.images[key], np.ndarray)
-                                      else next(loaded)) for key in keys}
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    """Each record's views as HxWx3 uint16, in record order: arrays as they are, files decoded here."""
+    for record in records:
+        yield {key: to_rgb_uint16(image if isinstance(image := record.images[key], np.ndarray)
+                                  else load_image(image)) for key in keys}
 
 
 def instructions(source: str, files: str, layout: str, notes: str = "") -> str:

@@ -21,7 +21,7 @@ class Dpdd(RestorationBuilder):
     Each record: 'input_left'/'input_right' (the two dual-pixel views),
     'input' (the combined centre image, the single-image benchmark input) and
     'target' (the all-in-focus capture), each HxWx3 uint16. The official files
-    are 16-bit PNGs, decoded with pypng and stored losslessly (zlib uint16
+    are 16-bit PNGs, decoded with OpenCV and stored losslessly (zlib uint16
     tensors), so records keep every bit; the pipelines divide by 65535, as the
     official loaders do. 8-bit files (e.g. a re-saved copy) are scaled by 257.
     """
