@@ -193,10 +193,9 @@ def test_identity_model_on_pairs_of_equal_images_scores_perfectly(tmp_path):
 
 def _png16(path: pathlib.Path, image: np.ndarray) -> None:
     """A 16-bit RGB PNG, as DPDD ships (Pillow cannot write them)."""
-    import png
+    from jaxir.io import write_image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    png.from_array(image.reshape(image.shape[0], -1), "RGB;16").save(str(path))
+    write_image(path, image.astype(np.float64) / 65535.0, bit_depth=16)
 
 
 def _as_float(image: np.ndarray) -> np.ndarray:
