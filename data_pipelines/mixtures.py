@@ -80,9 +80,14 @@ WEIGHTINGS: dict[str, dict[str, dict[str, float] | str]] = {
 DEFAULT_WEIGHTING = {"aio3": "promptir", "aio5": "moce_ir"}
 
 # TFDS (name, split) of each role's training data, overridable per call.
-# Names follow data_pipelines/builders; denoise concatenates BSD400 and WED.
+# Names follow data_pipelines/builders. Denoise concatenates colour BSD400 (the
+# 400 BSDS500 train + test JPEGs, builder config 'bsd400/color', not DnCNN's
+# greyscale Train400) and WED, as every official loader does: PromptIR
+# data/Train/Denoise/ (a<id>.jpg + <n>.bmp, data_dir/noisy/denoise.txt), AirNet
+# data/Train/Denoise/, MoCE-IR <data>/denoising/{BSD400/*.jpg, WaterlooED/*.bmp};
+# all of them read the files with PIL .convert('RGB').
 DEFAULT_TRAIN_DATASETS: dict[str, tuple[tuple[str, str], ...]] = {
-    "denoise": (("bsd400", "train"), ("wed", "train")),
+    "denoise": (("bsd400/color", "train"), ("wed", "train")),
     "derain": (("rain100l", "train"),),
     "dehaze": (("reside_ots", "train"),),
     "deblur": (("gopro", "train"),),

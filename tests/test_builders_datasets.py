@@ -400,6 +400,79 @@ def test_gopro_default_config_uses_linear_blur(tmp_path):
     assert int(record["input"][0, 0, 2]) == 200
 
 
+# BSD400 'color': the BSDS500 train + test photographs the all-in-one methods train on.
+
+
+def _bsds500_tree(m):
+    """BSR_bsds500.tgz's layout: train/ and test/ form BSD400; val/ holds BSD68's sources and is left out."""
+    images = m / "BSR" / "BSDS500" / "data" / "images"
+    expected = {}
+    for ident, (folder, name) in enumerate(
+            (("train", "100075.jpg"), ("train", "2092.jpg"), ("test", "100007.jpg"), ("test", "2018.jpg")), start=1):
+        put(images / folder / name, ident, "target")
+        expected[name] = ident
+    put(images / "val" / "3096.jpg", 30, "target")
+    (images / "train" / "Thumbs.db").write_bytes(b"\0" * 8)  # shipped in every folder of the archive
+    return {"train": expected}
+
+
+def _assert_colour_targets(name, data_dir):
+    source = builders.data_source(name, "train", data_dir)
+    for index in range(len(source)):
+        target = source[index]["target"]
+        assert not (target == target[..., :1]).all(), f"{name}: record {index} came back grey"
+
+
+def test_bsd400_color_reads_bsds500_train_and_test_not_val(tmp_path):
+    expected = _bsds500_tree(tmp_path / "manual")
+    builders.build("bsd400/color", tmp_path / "manual", tmp_path / "data")
+    assert builders.builder("bsd400/color", tmp_path / "data").info.splits["train"].num_examples == 4
+    check_records("bsd400/color", tmp_path / "data", expected)
+    _assert_colour_targets("bsd400/color", tmp_path / "data")
+
+
+def test_bsd400_color_extracts_official_bsds500_archive(tmp_path):
+    import shutil
+
+    expected = _bsds500_tree(tmp_path / "tree")
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    archive = shutil.make_archive(str(tmp_path / "BSR_bsds500"), "gztar", root_dir=tmp_path / "tree")
+    pathlib.Path(archive).rename(manual / "BSR_bsds500.tgz")  # the official name
+    builders.build("bsd400/color", manual, tmp_path / "data")
+    check_records("bsd400/color", tmp_path / "data", expected)
+
+
+def _moce_ir_tree(m):
+    """MoCE-IR: <data>/denoising/BSD400/*.jpg next to <data>/denoising/WaterlooED/*.bmp."""
+    put(m / "denoising" / "WaterlooED" / "00001.bmp", 50, "target")
+    return {"train": _clean(m / "denoising" / "BSD400", ("100075.jpg", "2018.jpg"))}
+
+
+def _promptir_tree(m):
+    """PromptIR/AirNet: BSD400's 'a<id>.jpg' and WED's '<n>.bmp' together in data/Train/Denoise/."""
+    put(m / "data" / "Train" / "Denoise" / "00001.bmp", 50, "target")
+    return {"train": _clean(m / "data" / "Train" / "Denoise", ("a100007.jpg", "a100075.jpg", "a2092.jpg"))}
+
+
+@pytest.mark.parametrize("tree", [_moce_ir_tree, _promptir_tree], ids=["moce_ir", "promptir"])
+def test_bsd400_color_reads_allinone_layouts_without_wed(tree, tmp_path):
+    expected = tree(tmp_path / "manual")
+    builders.build("bsd400/color", tmp_path / "manual", tmp_path / "data")
+    check_records("bsd400/color", tmp_path / "data", expected)
+    _assert_colour_targets("bsd400/color", tmp_path / "data")
+
+
+def test_bsd400_configs_do_not_take_each_others_files(tmp_path):
+    assert builders.builder("bsd400", tmp_path / "data").builder_config.name == "gray"
+    _bsds500_tree(tmp_path / "colour")
+    with pytest.raises(FileNotFoundError, match="no dataset folder found(.|\n)*Config 'color'"):
+        builders.build("bsd400", tmp_path / "colour", tmp_path / "data")
+    fx_bsd400(tmp_path / "grey")
+    with pytest.raises(FileNotFoundError, match="no dataset folder found(.|\n)*BSR_bsds500.tgz"):
+        builders.build("bsd400/color", tmp_path / "grey", tmp_path / "data")
+
+
 def test_dpdd_reads_restormer_repacked_layout(tmp_path):
     manual = tmp_path / "manual"
     for ident, name in ((1, "a.png"), (2, "b.png")):

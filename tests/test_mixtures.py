@@ -206,3 +206,32 @@ def test_build_mixture_reads_tfds_datasets_by_name(tmp_path):
     records = take_records(mixture, 20)
     assert records["input"].shape == (20, 4, 4, 3) and set(records) == {"input", "target", "seed",
                                                                          "task", "sigma"}
+
+
+def _write_image(path, rgb, size=(16, 16)):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full(size + (3,), rgb, np.uint8)).save(path, quality=95)
+
+
+def test_default_denoise_data_is_colour_bsd400_and_wed(tmp_path):
+    from data_pipelines import builders
+
+    assert mixtures.DEFAULT_TRAIN_DATASETS["denoise"] == (("bsd400/color", "train"), ("wed", "train"))
+    # Tiny official trees: BSDS500 (train + test form the colour BSD400; val is left out) and WED.
+    images = tmp_path / "bsds" / "BSR" / "BSDS500" / "data" / "images"
+    for folder, name in (("train", "100075.jpg"), ("test", "100007.jpg"), ("test", "2018.jpg"), ("val", "3096.jpg")):
+        _write_image(images / folder / name, (200, 40, 90))
+    for name in ("00001.bmp", "00002.bmp"):
+        _write_image(tmp_path / "wed" / "exploration_database_and_code" / "pristine_images" / name, (30, 160, 220))
+    builders.build("bsd400/color", tmp_path / "bsds", tmp_path / "data")
+    builders.build("wed", tmp_path / "wed", tmp_path / "data")
+
+    mixture = build_mixture("aio3", tmp_path / "data", tasks=["denoise_15", "denoise_25", "denoise_50"])
+    assert [len(t.source) for t in mixture.tasks] == [3 + 2] * 3
+    records = take_records(mixture, 20)
+    pixels = records["target"][:, 0, 0] * 255
+    distances = np.abs(pixels[:, None, :] - np.array([(200, 40, 90), (30, 160, 220)])[None]).max(-1)
+    assert (distances.min(1) <= 3).all(), pixels  # JPEG moves flat colours by a level or two
+    assert set(distances.argmin(1)) == {0, 1}  # both BSD400 and WED are drawn, in colour

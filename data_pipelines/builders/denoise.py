@@ -1,12 +1,13 @@
-"""Denoising: clean sets (BSD400, WED, BSD68, CBSD68, Kodak24, Urban100) and SIDD.
+"""Denoising: clean sets (BSD400 grey/colour, WED, BSD68, CBSD68, Kodak24, Urban100) and SIDD.
 
 Clean sets hold 'target' only: the noise is synthesised on device
-(`jaxir.degradations.synthesize`). Greyscale files (BSD400, BSD68) are stored
-as 3 identical channels.
+(`jaxir.degradations.synthesize`). Greyscale files (BSD400 'gray', BSD68) are
+stored as 3 identical channels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import re
 from typing import ClassVar
@@ -43,18 +44,84 @@ class _CleanImages(RestorationBuilder, skip_registration=True):
         return {self.SPLIT: clean_records(self._image_dir(root))}
 
 
+@dataclasses.dataclass
+class Bsd400Config(tfds.core.BuilderConfig):
+    """Which BSD400: where its files are found and which of them belong to it."""
+
+    suffixes: tuple[str, ...] = (".png",)
+    folder_names: tuple[str, ...] = ()
+    archives: tuple[str, ...] = ()
+    # Also read the official BSDS500 tree, taking its train/ and test/ folders.
+    bsds500_layout: bool = False
+
+
+_BSDS500_URL = "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/resources.html"
+_ALLINONE_BSD400_URL = "https://drive.google.com/file/d/1idKFDkAHJGAFDn1OyXZxsTbOSBx9GS8N"
+
+
 class Bsd400(_CleanImages):
-    """BSD400 (DnCNN's Train400): 400 greyscale 180x180 training images."""
+    """BSD400: 400 Berkeley Segmentation Dataset images for denoising training.
+
+    Config 'gray' (default): DnCNN's Train400, 400 greyscale 180x180 PNG crops.
+    Config 'color': the 400 full-size colour BSDS500 train + test photographs
+    (481x321 JPEG; val/ is left out, it holds the BSD68/CBSD68 test images),
+    which the all-in-one methods (AirNet, PromptIR, MoCE-IR) train on with WED.
+    """
 
     name = "bsd400"
-    SPLIT = "train"
-    FOLDER_NAMES = ("BSD400", "Train400")
+    BUILDER_CONFIGS: ClassVar[list[Bsd400Config]] = [
+        Bsd400Config(name="gray", description="DnCNN's Train400: 400 greyscale 180x180 PNG crops",
+                     suffixes=(".png",), folder_names=("BSD400", "Train400")),
+        Bsd400Config(name="color", description="BSDS500 train + test: 400 colour JPEG photographs "
+                     "(the all-in-one protocols' BSD400)",
+                     suffixes=(".jpg", ".jpeg"), folder_names=("BSD400", "CBSD400", "Denoise"),
+                     archives=("BSR_bsds500.tgz",), bsds500_layout=True),
+    ]
     HOMEPAGE = "https://github.com/cszn/DnCNN"
     EXPECTED_SIZES = {"train": 400}
-    MANUAL_DOWNLOAD_INSTRUCTIONS = instructions(
-        "https://github.com/cszn/DnCNN/tree/master/TrainingCodes/DnCNN_TrainingCodes_v1.0/data/Train400",
-        "the 400 PNG files",
-        "  Train400/<f>.png   (or BSD400/, or the files directly in manual_dir)")
+    # The extracted archive puts the images 5 levels down: BSR_bsds500.tgz/BSR/BSDS500/data/images.
+    SEARCH_DEPTH = 5
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "Config 'gray' (the default, 'bsd400' or 'bsd400/gray'):\n" + instructions(
+            "https://github.com/cszn/DnCNN/tree/master/TrainingCodes/DnCNN_TrainingCodes_v1.0/data/Train400",
+            "the 400 PNG files",
+            "  Train400/<f>.png   (or BSD400/, or the files directly in manual_dir)")
+        + "\n\nConfig 'color' ('bsd400/color', the all-in-one protocols' training set):\n" + instructions(
+            f"{_BSDS500_URL} (BSR_bsds500.tgz); the all-in-one repositories' copy (PromptIR INSTALL.md, "
+            f"AirNet README): {_ALLINONE_BSD400_URL}",
+            "BSR_bsds500.tgz or its extracted BSR/ folder, or the 400 .jpg files",
+            "  BSR/BSDS500/data/images/train/<id>.jpg and .../images/test/<id>.jpg   (200 + 200; val/ is not used)\n"
+            "  or BSD400/<id>.jpg   (MoCE-IR: <data>/denoising/BSD400/), or PromptIR's and AirNet's\n"
+            "  data/Train/Denoise/ (its .jpg files; WED's .bmp files there belong to the 'wed' builder)",
+            "Only .jpg files are read, so DnCNN's greyscale PNGs are never taken for the colour set."))
+
+    @property
+    def ARCHIVES(self) -> tuple[str, ...]:  # noqa: N802  (the base class reads it per instance)
+        return self.builder_config.archives
+
+    def _images(self, directory: pathlib.Path) -> list[pathlib.Path]:
+        return [p for p in list_images(directory) if p.suffix.lower() in self.builder_config.suffixes]
+
+    def _bsds500_split_dirs(self, path: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path] | None:
+        """(train, test) image folders of the official BSDS500 layout (BSR/BSDS500/data/images)."""
+        if not self.builder_config.bsds500_layout or path.name.lower() not in ("images", "bsds500"):
+            return None
+        train, test = child_dir(path, "train"), child_dir(path, "test")
+        return (train, test) if train and test and self._images(train) and self._images(test) else None
+
+    def _is_root(self, path):
+        if self._bsds500_split_dirs(path):
+            return True
+        names = {n.lower() for n in self.builder_config.folder_names}
+        return path.name.lower() in names and bool(self._images(path))
+
+    def _fallback_root(self, manual_dir):
+        return manual_dir if self._images(manual_dir) else None
+
+    def _find_records(self, root):
+        split_dirs = self._bsds500_split_dirs(root) or (root,)
+        return {"train": [Record(name=p.name, images={"target": p})
+                          for directory in split_dirs for p in self._images(directory)]}
 
 
 class Wed(_CleanImages):
