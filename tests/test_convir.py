@@ -226,3 +226,40 @@ def test_bfloat16_compute_is_finite_and_close(tiny_derain):
     for a, b in zip(out16, out32):
         assert a.dtype == jnp.float32 and np.all(np.isfinite(a))
         np.testing.assert_allclose(a, b, atol=0.1)
+
+
+@pytest.mark.parametrize("spec, model, num_res, steps", [
+    ("convir_gopro.py", "convir", 16, 3000 * 526),
+    ("convir_gopro.py:s", "convir", 4, 3000 * 526),
+    ("convir_derain.py:b", "convir_derain", 8, 300 * 3428),
+    ("convir_dehaze_its.py", "convir", 4, 1000 * 3498),
+    ("convir_dehaze_its.py:nh_haze-b", "convir", 8, 5000 * 23),
+    ("convir_dehaze_ots.py:l", "convir", 16, 30 * 39244),
+    ("convir_desnow.py:srrs-b", "convir", 8, 2000 * 313),
+])
+def test_experiment_configs(spec, model, num_res, steps):
+    from jaxir.config import load_config
+    from jaxir.losses import build_loss
+
+    config = load_config(f"experiments/{spec}")
+    assert (config.model.name, config.model.kwargs.num_res, config.train.num_steps) == (model, num_res, steps)
+    assert registry.build_model(config.model.name, **config.model.kwargs).num_res == num_res
+    entry = registry.get_entry(model)
+    crop = config.data.crop_size
+    for side in (crop, crop) if isinstance(crop, int) else crop:
+        assert side % entry.pad_multiple == 0 and side >= entry.min_size
+    assert [t["name"] for t in config.loss.terms] == ["l1", "fft"] and config.loss.terms[1]["weight"] == 0.1
+    build_loss([dict(t) for t in config.loss.terms], config.loss.multiscale)
+    assert 0 < config.optim.warmup_steps < steps and config.optim.min_lr == 1e-6
+    assert config.optim.clip_norm in (0.001, 0.01)
+
+
+def test_experiment_config_errors():
+    from experiments import convir_dehaze_its, convir_desnow, convir_gopro
+
+    with pytest.raises(ValueError, match="size"):
+        convir_gopro.get_config("xl")
+    with pytest.raises(ValueError, match="dataset"):
+        convir_dehaze_its.get_config("haze4k-s")
+    with pytest.raises(ValueError, match="dataset"):
+        convir_desnow.get_config("rain")

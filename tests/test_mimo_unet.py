@@ -117,3 +117,16 @@ def test_registry_entries():
         assert entry.pad_multiple == 4
         assert entry.official_file == "models/MIMOUNet.py"
     assert registry.entry_for_official("chosj95/MIMO-UNet", "MIMOUNetPlus").name == "mimo_unet_plus"
+
+
+@pytest.mark.parametrize("name", ["mimo_unet", "mimo_unet_plus"])
+def test_experiment_configs(name):
+    from jaxir.config import load_config
+
+    config = load_config(f"experiments/{name}_gopro.py")
+    assert config.model.name == name and registry.build_model(name, **config.model.kwargs) is not None
+    assert config.train.num_steps == 3000 * 526
+    assert config.optim.schedule == "multistep" and config.optim.gamma == 0.5
+    assert list(config.optim.milestones) == [500 * 526 * k for k in range(1, 6)]
+    assert [(t["name"], t["weight"]) for t in config.loss.terms] == [("l1", 1.0), ("fft", 0.1)]
+    assert config.data.crop_size == 256 and config.data.batch_size == 4
