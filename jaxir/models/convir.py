@@ -1,6 +1,6 @@
 """ConvIR: revitalising convolutional networks for image restoration.
 
-Cui, Ren, Knoll. "Revitalizing Convolutional Network for Image Restoration",
+Cui, Ren, Cao, Knoll. "Revitalizing Convolutional Network for Image Restoration",
 IEEE TPAMI 2024. Official code: c-yn/ConvIR, one copy per task:
 Motion_Deblurring, Dehazing/ITS, Dehazing/OTS, Image_desnowing (all with
 DeepPoolLayer dilations [7, 9, 11]) and Image_deraining (dilations [3, 7, 9]),
@@ -71,7 +71,7 @@ def resize_bilinear_align_corners(x, size: tuple[int, int]):
     """`F.interpolate(mode='bilinear', align_corners=True)` on NHWC: corners map onto corners.
 
     Two small matrix products (rows, then columns): XLA compiles these several
-    times faster than the equivalent gathers, which matters with 18 resizes per model.
+    times faster than the equivalent gathers, and a model has 30 such resizes.
     """
     rows = jnp.asarray(_align_corners_matrix(x.shape[1], size[0]), x.dtype)
     cols = jnp.asarray(_align_corners_matrix(x.shape[2], size[1]), x.dtype)
