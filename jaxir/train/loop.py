@@ -43,13 +43,13 @@ class NonFiniteUpdateError(FloatingPointError):
     """Raised under nan_policy='halt' when a step's loss or gradients are not finite."""
 
 
-def _setup_logging() -> None:
-    # Show the loop's messages when nobody configured logging (the CLI); leave others' setup alone.
-    if not logging.getLogger().handlers and not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-        logging.getLogger("jaxir").addHandler(handler)
-        logging.getLogger("jaxir").setLevel(logging.INFO)
+def _say(message: str) -> None:
+    """A progress line for the person watching (process 0), printed around the tqdm bar; also logged."""
+    logger.info(message)
+    if jax.process_index() == 0:
+        from tqdm import tqdm
+
+        tqdm.write(message)
 
 
 def _train_option(config, key: str, default):
@@ -187,7 +187,6 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
 
     from jaxir.train.data import make_eval_dataset, make_train_iterator
 
-    _setup_logging()
     workdir = pathlib.Path(workdir)
     num_steps = int(config.train.num_steps)
     if num_steps <= 0:
@@ -217,7 +216,7 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
     if resumed is not None:
         target = abstract_state(model, tx, input_shape, decay > 0, shardings, seed)
         state = checkpointer.restore(target, train_iter, resumed)
-        logger.info("resumed from %s at step %d", checkpointer.directory, resumed)
+        _say(f"resumed from {checkpointer.directory} at step {resumed}")
     start = int(jax.device_get(state.step))
     writer = MetricWriter(workdir, enabled=is_writer, resume_step=start if resumed is not None else None)
 
@@ -227,19 +226,25 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
     eval_step = _eval_step(config, model, entry, mesh)
     eval_dataset = make_eval_dataset(config.data, entry.pad_multiple)
 
-    def evaluate_now(step: int, samples: int = 0):
-        means, grid = run_eval(eval_step, state.variables(use_ema=decay > 0), eval_dataset, mesh, samples)
-        writer.write(step, means, prefix="eval")
-        logger.info("step %d eval: %s", step, " ".join(f"{k}={v:.4f}" for k, v in sorted(means.items())))
-        return means, grid
-
     final: dict[str, float] = {}
+
+    def evaluate_now(step: int) -> dict[str, float]:
+        last = step == num_steps
+        means, samples = run_eval(eval_step, state.variables(use_ema=decay > 0), eval_dataset, mesh,
+                                  num_samples if last else 0)
+        writer.write(step, means, prefix="eval")
+        _say(f"step {step} eval: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(means.items())))
+        if last:
+            final.update(means)
+            if is_writer and samples:
+                save_sample_grid(samples, workdir / SAMPLES_FILE)
+        return means
+
     progress = tqdm(total=num_steps, initial=start, unit="step", disable=not is_writer, dynamic_ncols=True)
     try:
         last_log = (start, time.perf_counter())
         for step in range(start + 1, num_steps + 1):
-            batch = next(train_iter)
-            state, metrics = train_step(state, shd.shard_batch(batch, mesh))
+            state, metrics = train_step(state, shd.shard_batch(next(train_iter), mesh))
             monitor.push(step, metrics)
             progress.update(1)
             if _should(step, log_every, num_steps):
@@ -248,27 +253,18 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
                 averages["steps_per_s"] = (step - last_log[0]) / max(now - last_log[1], 1e-9)
                 last_log = (step, now)
                 writer.write(step, averages)
-                if "loss" in averages:
-                    final["train_loss"] = averages["loss"]
                 if "loss" in averages:  # absent when every step since the last line was rejected
+                    final["train_loss"] = averages["loss"]
                     progress.set_postfix(loss=f"{averages['loss']:.4f}")
             eval_metrics = None
             if eval_dataset is not None and _should(step, eval_every, num_steps):
-                monitor.flush()
-                eval_metrics, samples = evaluate_now(step, num_samples if step == num_steps else 0)
-                if step == num_steps:
-                    final.update(eval_metrics)
-                    if is_writer and samples:
-                        save_sample_grid(samples, workdir / SAMPLES_FILE)
+                eval_metrics = evaluate_now(step)
             if eval_metrics is not None or _should(step, ckpt_every, num_steps):
                 monitor.flush()  # under 'halt', raise before saving anything after a bad step
                 checkpointer.save(step, state, train_iter, metrics=eval_metrics)
         monitor.flush()
         if start == num_steps and eval_dataset is not None:  # resumed a finished run: report its scores
-            final_eval, samples = evaluate_now(num_steps, num_samples)
-            final.update(final_eval)
-            if is_writer and samples:
-                save_sample_grid(samples, workdir / SAMPLES_FILE)
+            evaluate_now(num_steps)
     finally:
         progress.close()
         checkpointer.wait()
@@ -276,9 +272,8 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
         writer.close()
     final["step"] = num_steps
     final["rejected_steps"] = int(jax.device_get(state.rejected_steps))
-    if is_writer:
-        print("final metrics: " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                           for k, v in sorted(final.items())))
+    _say("final metrics: " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in sorted(final.items())))
     return final
 
 
@@ -321,7 +316,6 @@ def evaluate(config, workdir_or_checkpoint: str | pathlib.Path, which: str = "la
     """Scores on config.data.eval of a training workdir's checkpoint or of a `jaxir convert` weights file."""
     from jaxir.train.data import make_eval_dataset
 
-    _setup_logging()
     if workdir_or_checkpoint is None:
         raise ValueError("evaluate needs a training workdir or a weights file")
     path = pathlib.Path(workdir_or_checkpoint)
