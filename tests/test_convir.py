@@ -162,7 +162,7 @@ def test_paper_param_counts_from_versions():
 
 def test_invalid_inputs_raise():
     model = convir.build_convir(num_res=1, base_channel=8)
-    init = lambda shape: jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.ones(shape)))  # noqa: E731
+    init = lambda shape: jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.ones(shape)))
     with pytest.raises(ValueError, match="divisible by 32"):
         init((1, 256, 272, 3))
     with pytest.raises(ValueError, match="at least 256"):
@@ -185,7 +185,7 @@ def tiny_derain():
 
 
 def test_outputs_coarse_to_fine(tiny_derain):
-    model, x, variables, outputs = tiny_derain
+    _, x, _, outputs = tiny_derain
     assert [o.shape for o in outputs] == [(1, 32, 40, 3), (1, 64, 80, 3), (1, 128, 160, 3)]
     assert all(np.all(np.isfinite(o)) for o in outputs)
     # Each output is a residual on the input at its scale.
@@ -220,7 +220,7 @@ def test_bfloat16_filter_block_is_finite_and_close():
 
 @pytest.mark.slow
 def test_bfloat16_compute_is_finite_and_close(tiny_derain):
-    model, x, variables, out32 = tiny_derain
+    _, x, variables, out32 = tiny_derain
     half = convir.build_convir_derain(num_res=1, base_channel=8, dtype=jnp.bfloat16)
     out16 = jax.jit(lambda v, x: half.apply(v, x))(variables, x)
     for a, b in zip(out16, out32):

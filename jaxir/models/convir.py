@@ -23,7 +23,8 @@ desnowing constructors name them `version` small/base/large.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -175,7 +176,7 @@ class StripAttention(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        n, h, w, c = x.shape
+        n, c = x.shape[0], x.shape[-1]
         k, d = self.kernel_size, self.dilation
         _check_channels(c, self.features, self.group, self.name)
         pad = d * (k - 1) // 2

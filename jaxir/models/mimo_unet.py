@@ -20,7 +20,14 @@ import jax.numpy as jnp
 
 from jaxir import registry
 from jaxir.models.blocks import Dropout2d
-from jaxir.models.mimo_blocks import BasicConv, ResStack, check_image_input, double_nearest, halve_nearest, input_pyramid
+from jaxir.models.mimo_blocks import (
+    BasicConv,
+    ResStack,
+    check_image_input,
+    double_nearest,
+    halve_nearest,
+    input_pyramid,
+)
 
 Dtype = Any
 
