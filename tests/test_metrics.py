@@ -374,6 +374,36 @@ def test_evaluate_with_lpips_and_mae(photo_pairs):
     assert same["lpips"] <= 1e-6 and same["mae"] == 0.0
 
 
+def test_allinone5_scores_as_moce_ir_test_py(photo_pairs):
+    """MoCE-IR src/test.py: skimage PSNR(data_range=1) and SSIM(channel_axis=2,
+    gaussian_weights=True, data_range=1.0) at its default sample covariance,
+    and LPIPS with the VGG backbone, on float RGB."""
+    from jaxir.metrics.lpips import LPIPS
+
+    pred, target = photo_pairs
+    scores = metrics.evaluate_per_image(_f32(pred), _f32(target), "allinone5")
+    assert set(scores) == {"psnr", "ssim", "lpips"}
+    np.testing.assert_allclose(
+        np.asarray(scores["psnr"]),
+        [sk_psnr(t, p, data_range=1) for p, t in zip(pred, target)], atol=TOL)
+    reference = [sk_ssim(t, p, channel_axis=2, gaussian_weights=True,
+                         data_range=1.0) for p, t in zip(pred, target)]
+    np.testing.assert_allclose(np.asarray(scores["ssim"]), reference, atol=TOL)
+    # The N-1 normalisation is what sets it apart from Wang's Gaussian SSIM.
+    population = np.asarray(metrics.ssim(_f32(pred), _f32(target)))
+    assert np.abs(population - reference).max() > 5 * TOL
+    np.testing.assert_allclose(
+        np.asarray(scores["lpips"]),
+        np.asarray(LPIPS("vgg")(_f32(pred), _f32(target))), rtol=1e-5)
+    no_lpips = dataclasses.replace(metrics.CONVENTIONS["allinone5"],
+                                   metrics=("psnr", "ssim"))
+    jitted = jax.jit(metrics.evaluate_per_image, static_argnums=2)(
+        _f32(pred), _f32(target), no_lpips)
+    np.testing.assert_allclose(np.asarray(jitted["ssim"]), reference, atol=TOL)
+    same = metrics.evaluate(_f32(target), _f32(target), no_lpips)
+    assert same["ssim"] == pytest.approx(1.0, abs=1e-5)
+
+
 def test_evaluate_per_image_jits_with_static_convention(photo_pairs):
     pred, target = _f32(photo_pairs[0]), _f32(photo_pairs[1])
     conv = metrics.CONVENTIONS["gopro"]
@@ -395,6 +425,12 @@ def test_convention_validation():
         metrics.MetricConvention(("psnr",), round_y=True)
     with pytest.raises(ValueError, match="ssim_kind"):
         metrics.MetricConvention(("ssim",), ssim_kind="box")
+    for kind, downsample in (("uniform", None), ("matlab", None),
+                             ("gaussian", 256)):
+        with pytest.raises(ValueError, match="ssim_sample_covariance"):
+            metrics.MetricConvention(("ssim",), ssim_kind=kind,
+                                     ssim_downsample=downsample,
+                                     ssim_sample_covariance=True)
     with pytest.raises(ValueError, match="quantize_uint8"):
         metrics.MetricConvention(("psnr",), quantize_uint8=("ssim",))
     conv = metrics.CONVENTIONS["gopro"]

@@ -8,8 +8,10 @@ clamps predictions to [0, 1] before scoring, so `evaluate` always does.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Mapping
 
+import dm_pix
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,6 +32,10 @@ class MetricConvention:
     quantize_uint8: True rounds both images to uint8 levels before every
       metric; a tuple of metric names restricts that to those metrics.
     ssim_kind: 'gaussian' | 'uniform' | 'matlab' (see jaxir.metrics.image).
+    ssim_sample_covariance: with ssim_kind='gaussian', normalise the local
+      (co)variances by N - 1 instead of N (N = 121 window taps), as skimage's
+      structural_similarity(gaussian_weights=True) does unless given
+      use_sample_covariance=False. ('uniform' always does; 'matlab' never.)
     round_y: round the Y channel to an integer level, as MATLAB's rgb2ycbcr
       does on uint8 images (only with color='y').
     ssim_downsample: area-pool so the short side is about this many pixels
@@ -42,6 +48,7 @@ class MetricConvention:
     crop_border: int = 0
     quantize_uint8: bool | tuple[str, ...] = False
     ssim_kind: str = "gaussian"
+    ssim_sample_covariance: bool = False
     round_y: bool = False
     ssim_downsample: int | None = None
     lpips_net: str = "alex"
@@ -67,6 +74,11 @@ class MetricConvention:
             if bad:
                 raise ValueError(f"quantize_uint8 names metrics not in "
                                  f"{self.metrics}: {sorted(bad)}")
+        if self.ssim_sample_covariance and (self.ssim_kind != "gaussian"
+                                            or self.ssim_downsample):
+            raise ValueError("ssim_sample_covariance applies to ssim_kind="
+                             "'gaussian' without ssim_downsample ('uniform' "
+                             "already uses the sample covariance)")
         if self.lpips_net not in ("alex", "vgg"):
             raise ValueError(f"lpips_net must be 'alex' or 'vgg', "
                              f"got {self.lpips_net!r}")
@@ -196,9 +208,18 @@ CONVENTIONS: dict[str, MetricConvention] = {
         ("psnr", "ssim"), ssim_kind="uniform",
         source=f"{_ALLINONE} (3 tasks: denoise, derain, dehaze)"),
     "allinone5": MetricConvention(
-        ("psnr", "ssim"), ssim_kind="uniform",
-        source=f"{_ALLINONE}; the 5-task protocol (+ GoPro deblur, LOL) keeps "
-               "PromptIR's metric code"),
+        ("psnr", "ssim", "lpips"), ssim_kind="gaussian",
+        ssim_sample_covariance=True, lpips_net="vgg",
+        source="eduardzamfir/MoCE-IR src/test.py (commit a1a6e74), the 5-task "
+               "protocol's reference: per image (batch 1), prediction clamped "
+               "to [0, 1] and scored as float RGB (not rounded); PSNR skimage "
+               "peak_signal_noise_ratio(data_range=1); SSIM skimage "
+               "structural_similarity(channel_axis=2, gaussian_weights=True, "
+               "data_range=1.0) with its defaults sigma 1.5 (truncate 3.5: "
+               "11x11 window, border of 5 dropped), K1 0.01, K2 0.03 and "
+               "use_sample_covariance=True; LPIPS torchmetrics "
+               "LearnedPerceptualImagePatchSimilarity(net_type='vgg', "
+               "normalize=True) (LPIPS v0.1 VGG on [0, 1] images)"),
 }
 
 
@@ -234,6 +255,9 @@ def evaluate_per_image(
         if metric == "psnr":
             scores[metric] = image.psnr(pred, target, quantize_uint8=quantize,
                                         **common)
+        elif metric == "ssim" and conv.ssim_sample_covariance:
+            scores[metric] = _gaussian_ssim_sample_covariance(
+                pred, target, quantize=quantize, **common)
         elif metric == "ssim":
             scores[metric] = image.ssim(
                 pred, target, kind=conv.ssim_kind, quantize_uint8=quantize,
@@ -250,6 +274,23 @@ def evaluate_per_image(
                                   quantize=quantize) for v in (pred, target))
             scores[metric] = lpips_fn(x, y)
     return scores
+
+
+def _gaussian_ssim_sample_covariance(pred, target, *, quantize, **prepare_kw):
+    """skimage structural_similarity(gaussian_weights=True) at its default
+    use_sample_covariance=True, per image: 11x11 Gaussian (sigma 1.5), valid
+    region, (co)variances times n/(n-1) with n = 121."""
+    x, y = (image.prepare(v, quantize=quantize, **prepare_kw)
+            for v in (pred, target))
+    taps = 11
+    if min(x.shape[1:3]) < taps:
+        raise ValueError(f"SSIM needs images of at least {taps}x{taps} (after "
+                         f"cropping), got {x.shape[1]}x{x.shape[2]}")
+    # Scaling every (co)variance by f gives the same SSIM map as dividing C2
+    # by f, so dm-pix's population-statistics Gaussian SSIM is reused.
+    n = taps * taps
+    return dm_pix.ssim(x, y, max_val=1.0, filter_size=taps, filter_sigma=1.5,
+                       k2=0.03 / math.sqrt(n / (n - 1)))
 
 
 def evaluate(
@@ -271,6 +312,7 @@ def describe(conventions: Mapping[str, MetricConvention] = CONVENTIONS) -> str:
         lines.append(
             f"{name}: {','.join(c.metrics)} color={c.color} "
             f"crop={c.crop_border} uint8={c.quantize_uint8} ssim={c.ssim_kind}"
+            + (" (sample covariance)" if c.ssim_sample_covariance else "")
             + (f" ssim_downsample={c.ssim_downsample}" if c.ssim_downsample
                else "") + (" round_y" if c.round_y else ""))
     return "\n".join(lines)
