@@ -9,9 +9,9 @@ a half-written checkpoint that restore would pick up.
 
 Keep-last-N and keep-best coexist through one preservation policy, not two
 managers: a step survives garbage collection if it is among the last
-`keep_last` (what resume needs) OR it is the best by `best_metric` among the steps
-saved with metrics (eval steps). One directory, one step numbering, and the best
-checkpoint is restorable exactly like any other.
+`keep_last` (what resume needs) OR it is the best by `best_metric` (eval PSNR;
+steps saved between evals carry no score and rank last). One directory, one step
+numbering, and the best checkpoint is restorable exactly like any other.
 """
 from __future__ import annotations
 
