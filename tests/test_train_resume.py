@@ -148,3 +148,16 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         load_inference_variables(config, tmp_path)
     with pytest.raises(FileNotFoundError, match="no training workdir or weights file"):
         evaluate(config, tmp_path / "nowhere")
+
+
+def test_evaluate_a_converted_weights_file(tmp_path):
+    from jaxir.io import save_weights
+    from train_helpers import TINY_MODEL, TinyNet
+
+    # All-zero weights: the residual net is the identity, so restored == degraded input.
+    model = TinyNet(features=4)
+    variables = jax.tree.map(np.zeros_like, jax.device_get(model.init(jax.random.key(0), np.zeros((1, 8, 8, 3)))))
+    save_weights(tmp_path / "w.msgpack", TINY_MODEL, {"features": 4}, variables)
+    scores = evaluate(tiny_config(), tmp_path / "w.msgpack")
+    assert scores["psnr"] == pytest.approx(scores["input_psnr"], abs=1e-4)
+    assert scores["psnr_gain"] == pytest.approx(0.0, abs=1e-4)

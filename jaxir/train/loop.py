@@ -21,14 +21,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxir.train import sharding as shd
 from jaxir.train.checkpoint import Checkpointer
 from jaxir.train.eval_loop import run_eval, save_sample_grid
 from jaxir.train.metric_writers import MetricWriter
 from jaxir.train.optim import ema_decay, make_optimizer
-from jaxir.train.state import TrainState, abstract_state, create_sharded_state
+from jaxir.train.state import TrainState, abstract_state, create_sharded_state, state_shardings
 from jaxir.train.step import jit_eval_step, jit_train_step, make_eval_step, make_train_step
 
 logger = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ def init_input_shape(config, model, entry) -> tuple[int, int, int, int]:
     """A (1, H, W, C) input to initialise parameters: a training crop padded as the model needs."""
     from jaxir.inference import input_channels
 
-    crop = config.data.get("crop_size", 64)
+    crop = config.data.get("crop_size", None) or 64
     h, w = (crop, crop) if isinstance(crop, int) else tuple(crop)
     size = lambda s: max(s, entry.min_size) + (-max(s, entry.min_size)) % entry.pad_multiple  # noqa: E731
     return (1, size(h), size(w), input_channels(model))
@@ -287,15 +286,14 @@ def _restore_state(config, workdir: pathlib.Path, model, entry, which: str, mesh
         step = {"latest": checkpointer.latest_step, "best": checkpointer.best_step}[which]()
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {workdir / CHECKPOINT_DIR}")
+        # The optimizer state is part of the saved tree, so the restore target needs its structure.
         tx, _ = make_optimizer(config.optim, int(config.train.num_steps))
-        decay = ema_decay(config.optim)
+        use_ema = ema_decay(config.optim) > 0
         input_shape = init_input_shape(config, model, entry)
-        shapes = abstract_state(model, tx, input_shape, decay > 0)
-        from jaxir.train.state import state_shardings
-
-        shardings = state_shardings(shapes, tx, mesh, _train_option(config, "param_sharding", "replicated"),
+        shardings = state_shardings(abstract_state(model, tx, input_shape, use_ema), tx, mesh,
+                                    _train_option(config, "param_sharding", "replicated"),
                                     int(_train_option(config, "fsdp_min_size", 2**16)))
-        return checkpointer.restore(abstract_state(model, tx, input_shape, decay > 0, shardings), None, step)
+        return checkpointer.restore(abstract_state(model, tx, input_shape, use_ema, shardings), None, step)
     finally:
         checkpointer.close()
 
@@ -320,14 +318,16 @@ def evaluate(config, workdir_or_checkpoint: str | pathlib.Path, which: str = "la
         raise ValueError("evaluate needs a training workdir or a weights file")
     path = pathlib.Path(workdir_or_checkpoint)
     mesh = shd.make_mesh()
-    model, entry = build_model(config, compute_dtype(config))
     if path.is_file():
+        from jaxir import registry
         from jaxir.io import load_weights
 
-        name, _, variables = load_weights(path)
-        if name != config.model.name:
-            raise ValueError(f"weights file {path} holds a {name!r} model but the config builds {config.model.name!r}")
+        # A converted weights file names its own model; the config supplies data and metrics.
+        name, kwargs, variables = load_weights(path)
+        model = registry.build_model(name, **kwargs, dtype=compute_dtype(config))
+        entry = registry.get_entry(name)
     elif path.is_dir():
+        model, entry = build_model(config, compute_dtype(config))
         variables = load_inference_variables(config, path, which)
     else:
         raise FileNotFoundError(f"no training workdir or weights file at {path}")
