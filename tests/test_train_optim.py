@@ -99,3 +99,19 @@ def test_bfloat16_compute_keeps_float32_params_and_loss():
     assert outputs[-1].dtype == jnp.float32
     lowered = jax.jit(lambda p, x: model.apply({"params": p}, x)).lower(state.params, jnp.zeros((1, 16, 16, 3)))
     assert "bf16" in lowered.as_text()
+
+
+def test_cosine_restarts_is_basicsr_cyclic_schedule():
+    """Restormer: constant 3e-4 for 92k steps (eta_min equals the peak), then cosine 3e-4 -> 1e-6 over 208k."""
+    from jaxir.train.optim import make_schedule
+
+    cfg = {"lr": 3e-4, "schedule": "cosine_restarts", "periods": [92000, 208000], "restart_weights": [1, 1],
+           "eta_mins": [3e-4, 1e-6]}
+    schedule = make_schedule(cfg, 300000)
+    for step in (0, 50000, 91999):
+        assert float(schedule(step)) == pytest.approx(3e-4, rel=1e-6)
+    assert float(schedule(92000)) == pytest.approx(3e-4, rel=1e-6)
+    assert float(schedule(92000 + 104000)) == pytest.approx(1e-6 + 0.5 * (3e-4 - 1e-6), rel=1e-5)
+    assert float(schedule(299999)) == pytest.approx(1e-6, rel=1e-2)
+    with pytest.raises(ValueError, match="same non-zero length"):
+        make_schedule({**cfg, "eta_mins": [1e-6]}, 300000)

@@ -66,13 +66,24 @@ def make_train_iterator(data_cfg: Any, seed: int):
     from data_pipelines.pipelines import make_train_dataset
 
     source = make_source(data_cfg.train, "train")
+    progressive = _plain(data_cfg.get("progressive", None))
+    if progressive:
+        from data_pipelines.pipelines import ProgressiveSchedule
+
+        # Restormer-style stages: crop and (global) batch change at the stage boundaries.
+        schedule = ProgressiveSchedule(
+            milestones=tuple(progressive["milestones"]), patch_sizes=tuple(progressive["patch_sizes"]),
+            batch_sizes=tuple(per_process_batch_size(int(b)) for b in progressive["batch_sizes"]))
+        sizes = dict(crop_size=None, batch_size=None, schedule=schedule)
+    else:
+        sizes = dict(crop_size=data_cfg.crop_size, batch_size=per_process_batch_size(int(data_cfg.batch_size)))
     dataset = make_train_dataset(
         source,
-        crop_size=data_cfg.crop_size,
-        batch_size=per_process_batch_size(int(data_cfg.batch_size)),
         seed=seed,
         augment=bool(data_cfg.get("augment", True)),
+        dual_pixel=bool(data_cfg.get("dual_pixel", False)),
         num_workers=int(data_cfg.get("workers", 0) or 0),
+        **sizes,
     )
     return iter(dataset)
 
@@ -85,4 +96,4 @@ def make_eval_dataset(data_cfg: Any, pad_multiple: int):
         return None
     source = make_source(data_cfg.eval, "eval")
     return make_dataset(source, pad_multiple=pad_multiple, batch_size=int(data_cfg.get("eval_batch_size", 1)),
-                        seed=int(data_cfg.get("eval_seed", 0)))
+                        seed=int(data_cfg.get("eval_seed", 0)), dual_pixel=bool(data_cfg.get("dual_pixel", False)))

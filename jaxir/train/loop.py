@@ -176,6 +176,34 @@ class StepMonitor:
 # Training.
 
 
+def _init_from(config, state: TrainState, shardings: TrainState, source: str) -> TrainState:
+    """Start from trained weights (a finished stage's workdir, or `jaxir convert` weights) with a fresh optimizer.
+
+    A workdir gives its EMA weights when that run kept them; the EMA of the new run
+    starts from the loaded weights too.
+    """
+    path = pathlib.Path(source).expanduser()
+    if path.is_file():
+        from jaxir.io import load_weights
+
+        name, _, variables = load_weights(path)
+        if name != config.model.name:
+            raise ValueError(f"train.init_from: {path} holds a {name!r} model, the config trains {config.model.name!r}")
+    elif path.is_dir():
+        variables = load_inference_variables(config, path)
+    else:
+        raise FileNotFoundError(f"train.init_from: no workdir or weights file at {path}")
+    expected = jax.tree_util.tree_structure(state.params)
+    if jax.tree_util.tree_structure(variables["params"]) != expected:
+        raise ValueError(f"train.init_from: the parameters in {path} do not fit the configured model")
+    params = jax.device_put(variables["params"], shardings.params)
+    ema = jax.device_put(variables["params"], shardings.ema_params) if state.ema_params else state.ema_params
+    batch_stats = (jax.device_put(variables["batch_stats"], shardings.batch_stats)
+                   if variables.get("batch_stats") else state.batch_stats)
+    _say(f"initialised from {path}")
+    return state.replace(params=params, ema_params=ema, batch_stats=batch_stats)
+
+
 def _should(step: int, every: int, num_steps: int) -> bool:
     return step == num_steps or (every > 0 and step % every == 0)
 
@@ -200,7 +228,9 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
 
     model, entry = build_model(config, compute_dtype(config))
     mesh = shd.make_mesh()
-    shd.check_batch_size(int(config.data.batch_size), mesh)
+    progressive = config.data.get("progressive", None)
+    for global_batch in (progressive["batch_sizes"] if progressive else [config.data.batch_size]):
+        shd.check_batch_size(int(global_batch), mesh)
     tx, schedule = make_optimizer(config.optim, num_steps)
     decay = ema_decay(config.optim)
     input_shape = init_input_shape(config, model, entry)
@@ -216,6 +246,8 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
         target = abstract_state(model, tx, input_shape, decay > 0, shardings, seed)
         state = checkpointer.restore(target, train_iter, resumed)
         _say(f"resumed from {checkpointer.directory} at step {resumed}")
+    elif _train_option(config, "init_from", ""):
+        state = _init_from(config, state, shardings, _train_option(config, "init_from", ""))
     start = int(jax.device_get(state.step))
     writer = MetricWriter(workdir, enabled=is_writer, resume_step=start if resumed is not None else None)
 

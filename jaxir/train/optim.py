@@ -4,8 +4,10 @@ Config keys (ml_collections.ConfigDict or dict):
   lr, b1, b2, eps, weight_decay
   schedule: 'cosine' (linear warmup to lr, cosine decay to min_lr at the last step, as
             NAFNet/Restormer/ConvIR train), 'multistep' (lr * gamma**k after the k-th of
-            `milestones`, as MIMO-UNet), or 'constant' (after the warmup)
-  warmup_steps, min_lr, milestones, gamma
+            `milestones`, as MIMO-UNet), 'cosine_restarts' (BasicSR's
+            CosineAnnealingRestartCyclicLR, as Restormer: one cosine per entry of `periods`,
+            from lr * restart_weights[i] down to eta_mins[i]), or 'constant' (after the warmup)
+  warmup_steps, min_lr, milestones, gamma, periods, restart_weights, eta_mins
   clip_norm: global-norm clipping threshold (0 or None: off)
   ema_decay: parameter EMA decay (0 or None: no EMA)
 """
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import jax.numpy as jnp
+
 import optax
 
-SCHEDULES = ("cosine", "multistep", "constant")
+SCHEDULES = ("cosine", "multistep", "cosine_restarts", "constant")
 
 
 def _get(cfg: Mapping[str, Any], key: str, default=None):
@@ -36,6 +40,23 @@ def make_schedule(cfg: Mapping[str, Any], num_steps: int) -> optax.Schedule:
     if name == "cosine":
         min_lr = float(_get(cfg, "min_lr", 0.0))
         return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(num_steps, warmup + 1), min_lr)
+
+    if name == "cosine_restarts":
+        periods = [int(p) for p in _get(cfg, "periods", ())]
+        weights = [float(w) for w in _get(cfg, "restart_weights", [1.0] * len(periods))]
+        eta_mins = [float(e) for e in _get(cfg, "eta_mins", ())]
+        if not periods or not (len(periods) == len(weights) == len(eta_mins)) or min(periods) <= 0:
+            raise ValueError("optim.periods, restart_weights and eta_mins need the same non-zero length and "
+                             f"positive periods, got {periods}, {weights}, {eta_mins}")
+        if warmup:
+            raise ValueError("optim.schedule='cosine_restarts' takes no warmup_steps (BasicSR's has none)")
+
+        def cosine(peak, floor, period):
+            return lambda t: floor + 0.5 * (peak - floor) * (1 + jnp.cos(jnp.pi * jnp.minimum(t, period) / period))
+
+        pieces = [cosine(lr * w, e, p) for p, w, e in zip(periods, weights, eta_mins)]
+        boundaries = [sum(periods[:i + 1]) for i in range(len(periods) - 1)]
+        return optax.join_schedules(pieces, boundaries)
 
     if name == "multistep":
         milestones = [int(m) for m in _get(cfg, "milestones", ())]
