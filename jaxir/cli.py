@@ -44,7 +44,9 @@ def cmd_eval(args, overrides):
     from jaxir.train.loop import evaluate
 
     config = _config_from_args(args, overrides)
-    metrics = evaluate(config, args.workdir)
+    if not (args.workdir or args.checkpoint):
+        raise UserError("eval needs --workdir RUN (a training run) or --checkpoint W.msgpack (converted weights)")
+    metrics = evaluate(config, args.workdir or args.checkpoint)
     print(json.dumps(metrics, indent=2))
 
 

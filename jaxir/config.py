@@ -31,11 +31,12 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     module_spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path} defines no get_config()")
-    try:
-        config = module.get_config(arg) if arg else module.get_config()
-    except TypeError:
-        config = module.get_config()
-    return config
+    import inspect
+
+    takes_arg = bool(inspect.signature(module.get_config).parameters)
+    if arg and not takes_arg:
+        raise ConfigError(f"{path} takes no argument, got {arg!r}")
+    return module.get_config(arg) if arg else module.get_config()
 
 
 def _all_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:

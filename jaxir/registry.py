@@ -39,8 +39,8 @@ class ModelEntry:
     pad_multiple: int = 1
     # Smallest input side the model accepts.
     min_size: int = 1
-    # Which file in the official repo the port follows, for messages and docs.
-    official_file: str | None = None
+    # The official file(s) the port follows; they tell apart task variants sharing a class name.
+    official_file: str | tuple[str, ...] | None = None
     description: str = ""
 
 
@@ -90,7 +90,7 @@ def entry_for_official(repo: str, class_name: str, file: str | None = None) -> M
     _load_all()
     matches = [e for e in _REGISTRY.values() if (repo, class_name) in e.official]
     if file is not None and len(matches) > 1:
-        by_file = [e for e in matches if e.official_file == file]
+        by_file = [e for e in matches if file in _as_tuple(e.official_file)]
         matches = by_file or matches
     if not matches:
         known = sorted({f"{r}:{c}" for e in _REGISTRY.values() for r, c in e.official})
@@ -98,6 +98,10 @@ def entry_for_official(repo: str, class_name: str, file: str | None = None) -> M
     if len(matches) > 1:
         raise KeyError(f"{repo}:{class_name} is ambiguous between {[e.name for e in matches]}")
     return matches[0]
+
+
+def _as_tuple(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
 
 
 def build_official(repo: str, class_name: str, kwargs: Mapping[str, Any], file: str | None = None):

@@ -77,3 +77,23 @@ def test_cli_unreadable_image_named(tmp_path, capsys):
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "jaxir.cli", "list"], capture_output=True, text=True, check=True)
     assert "nafnet" in out.stdout
+
+
+def test_config_argument_errors_are_not_swallowed(tmp_path):
+    path = tmp_path / "noarg.py"
+    path.write_text("import ml_collections\ndef get_config():\n    return ml_collections.ConfigDict({'a': 1})\n")
+    with pytest.raises(ConfigError, match="takes no argument"):
+        load_config(f"{path}:x")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config(arg=None):\n    raise TypeError('bad crop')\n")
+    with pytest.raises(TypeError, match="bad crop"):
+        load_config(str(broken))
+
+
+def test_every_convir_task_file_resolves_to_its_variant():
+    from jaxir import registry
+
+    for file in ("Motion_Deblurring/models/ConvIR.py", "Dehazing/ITS/models/ConvIR.py",
+                 "Dehazing/OTS/models/ConvIR.py", "Image_desnowing/models/ConvIR.py"):
+        assert registry.entry_for_official("c-yn/ConvIR", "ConvIR", file).name == "convir"
+    assert registry.entry_for_official("c-yn/ConvIR", "ConvIR", "Image_deraining/models/ConvIR.py").name == "convir_derain"

@@ -141,6 +141,6 @@ def test_stripformer_config(stage, crop, epochs):
     assert config.data.crop_size == crop and config.data.batch_size == 8
     assert config.train.num_steps == epochs * 263
     assert config.optim.lr == 1e-4 and config.optim.min_lr == 1e-7 and config.optim.weight_decay == 0.0
-    assert [t["name"] for t in config.loss.terms] == ["charbonnier"]
+    assert [(t["name"], t["weight"]) for t in config.loss.terms] == [("charbonnier", 1.0), ("edge", 0.05)]
     with pytest.raises(ValueError, match="must be one of"):
         load_config("experiments/stripformer_gopro.py:finetuned")

@@ -445,7 +445,8 @@ registry.register_model(registry.ModelEntry(
     translate_kwargs=_official_kwargs,
     pad_multiple=PAD_MULTIPLE,
     min_size=min_input_size(DILATIONS_MOTION),
-    official_file="Motion_Deblurring/models/ConvIR.py",
+    official_file=("Motion_Deblurring/models/ConvIR.py", "Dehazing/ITS/models/ConvIR.py", "Dehazing/OTS/models/ConvIR.py",
+                   "Image_desnowing/models/ConvIR.py"),
     description="ConvIR (TPAMI 2024) for motion deblurring, dehazing and desnowing; num_res 4/8/16 = S/B/L.",
 ))
 registry.register_model(registry.ModelEntry(
