@@ -13,6 +13,7 @@ arg: 'width32' (default), 'width64', 'baseline-width32', 'baseline-width64'.
 """
 from experiments.base import base_config, tfds_source
 
+# variant -> (registered model, width, block expansions): the Baseline's depthwise expansion differs per task.
 VARIANTS = {
     "width32": ("nafnet", 32, {}),
     "width64": ("nafnet", 64, {}),
@@ -21,22 +22,30 @@ VARIANTS = {
 }
 
 
-def get_config(arg: str | None = None):
+def nafnet_recipe(variants: dict, arg: str | None, blocks: dict, dataset: str, eval_split: str):
+    """The NAFNet paper's shared recipe: AdamW (0.9, 0.9), cosine 1e-3 -> 1e-7 over 200k, PSNR loss, batch 32."""
     variant = arg or "width32"
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    name, width, extra = VARIANTS[variant]
+    if variant not in variants:
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(variants)}")
+    name, width, extra = variants[variant]
     c = base_config()
     c.model.name = name
-    c.model.kwargs = {"width": width, "enc_blk_nums": [1, 1, 1, 28], "middle_blk_num": 1,
-                      "dec_blk_nums": [1, 1, 1, 1], "tlc_train_size": [256, 256], **extra}
-    c.data.train = tfds_source("gopro", "train")
-    c.data.eval = tfds_source("gopro", "test")
+    c.model.kwargs = {"width": width, **blocks, **extra}
+    c.data.train = tfds_source(dataset, "train")
+    c.data.eval = tfds_source(dataset, eval_split)
     c.data.crop_size = 256
     c.data.batch_size = 32
     c.loss.terms = [{"name": "psnr", "weight": 1.0}]
-    c.optim.update({"lr": 1e-3, "b1": 0.9, "b2": 0.9, "weight_decay": 1e-3, "schedule": "cosine",
-                    "warmup_steps": 0, "min_lr": 1e-7})
-    c.train.update({"num_steps": 200_000, "seed": 42, "log_every": 200, "eval_every": 20_000, "ckpt_every": 5_000})
-    c.eval.convention = "gopro"
+    c.optim.update({"lr": 1e-3, "b1": 0.9, "b2": 0.9, "schedule": "cosine", "warmup_steps": 0, "min_lr": 1e-7})
+    c.train.update({"num_steps": 200_000, "log_every": 200, "eval_every": 20_000, "ckpt_every": 5_000})
+    c.eval.convention = dataset
+    return c
+
+
+def get_config(arg: str | None = None):
+    blocks = {"enc_blk_nums": [1, 1, 1, 28], "middle_blk_num": 1, "dec_blk_nums": [1, 1, 1, 1],
+              "tlc_train_size": [256, 256]}
+    c = nafnet_recipe(VARIANTS, arg, blocks, "gopro", "test")
+    c.optim.weight_decay = 1e-3
+    c.train.seed = 42
     return c

@@ -9,7 +9,7 @@ iterations without warmup, PSNR loss.
 
 arg: 'width32' (default), 'width64', 'baseline-width32', 'baseline-width64'.
 """
-from experiments.base import base_config, tfds_source
+from experiments.nafnet_gopro import nafnet_recipe
 
 VARIANTS = {
     "width32": ("nafnet", 32, {}),
@@ -20,22 +20,9 @@ VARIANTS = {
 
 
 def get_config(arg: str | None = None):
-    variant = arg or "width32"
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    name, width, extra = VARIANTS[variant]
-    c = base_config()
-    c.model.name = name
-    c.model.kwargs = {"width": width, "enc_blk_nums": [2, 2, 4, 8], "middle_blk_num": 12,
-                      "dec_blk_nums": [2, 2, 2, 2], **extra}
-    c.data.train = tfds_source("sidd", "train")
-    c.data.eval = tfds_source("sidd", "validation")
-    c.data.crop_size = 256
-    c.data.batch_size = 32
+    blocks = {"enc_blk_nums": [2, 2, 4, 8], "middle_blk_num": 12, "dec_blk_nums": [2, 2, 2, 2]}
+    c = nafnet_recipe(VARIANTS, arg, blocks, "sidd", "validation")
     c.data.augment = False
-    c.loss.terms = [{"name": "psnr", "weight": 1.0}]
-    c.optim.update({"lr": 1e-3, "b1": 0.9, "b2": 0.9, "weight_decay": 0.0, "schedule": "cosine",
-                    "warmup_steps": 0, "min_lr": 1e-7})
-    c.train.update({"num_steps": 200_000, "seed": 10, "log_every": 200, "eval_every": 20_000, "ckpt_every": 5_000})
-    c.eval.convention = "sidd"
+    c.optim.weight_decay = 0.0
+    c.train.seed = 10
     return c

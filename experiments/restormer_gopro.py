@@ -22,7 +22,7 @@ The official loader random-crops pre-extracted 512x512 GoPro crops (generate_pat
 jaxir crops the full training frames directly. Evaluated on the GoPro test set with the
 'gopro' metric convention (MATLAB-style PSNR/SSIM on uint8 images).
 """
-import ml_collections
+from experiments.base import base_config, tfds_source
 
 RESTORMER_KWARGS = dict(
     inp_channels=3, out_channels=3, dim=48, num_blocks=[4, 6, 6, 8], num_refinement_blocks=4,
@@ -37,52 +37,34 @@ PROGRESSIVE = dict(
 )
 
 
+def restormer_recipe(model_kwargs: dict, dataset: str, features: list[str], convention: str):
+    """The training recipe all Restormer options files share (progressive patches, AdamW, L1, cyclic cosine)."""
+    c = base_config()
+    c.model.name = "restormer"
+    c.model.kwargs = dict(model_kwargs)
+    c.data.train = tfds_source(dataset, "train", features=features)
+    c.data.eval = tfds_source(dataset, "test", features=features)
+    c.data.progressive = dict(PROGRESSIVE)
+    # The first stage's sizes, for anything that reads a single crop/batch (e.g. parameter init).
+    c.data.crop_size = PROGRESSIVE["patch_sizes"][0]
+    c.data.batch_size = PROGRESSIVE["batch_sizes"][0]
+    c.data.augment = True
+    c.data.dual_pixel = False
+    c.data.workers = 8
+    c.loss.terms = [{"name": "l1", "weight": 1.0}]
+    c.optim.update({"lr": 3e-4, "b1": 0.9, "b2": 0.999, "weight_decay": 1e-4, "warmup_steps": 0,
+                    "clip_norm": 0.01, "ema_decay": 0.0})
+    c.optim.schedule = "cosine_restarts"  # BasicSR CosineAnnealingRestartCyclicLR
+    c.optim.periods = [92000, 208000]
+    c.optim.restart_weights = [1.0, 1.0]
+    c.optim.eta_mins = [3e-4, 1e-6]
+    c.train.update({"num_steps": sum(PROGRESSIVE["milestones"]), "seed": 100, "log_every": 1000,
+                    "eval_every": 4000, "ckpt_every": 4000})
+    c.eval.convention = convention
+    return c
+
+
 def get_config(arg=None):
     if arg not in (None, ""):
         raise ValueError(f"restormer_gopro takes no argument, got {arg!r}")
-    config = ml_collections.ConfigDict()
-
-    config.model = ml_collections.ConfigDict(dict(name="restormer", kwargs=dict(RESTORMER_KWARGS)))
-
-    config.data = ml_collections.ConfigDict()
-    features = ["input", "target"]
-    config.data.train = dict(source="tfds", kwargs=dict(name="gopro", split="train", features=features))
-    config.data.eval = dict(source="tfds", kwargs=dict(name="gopro", split="test", features=features))
-    config.data.progressive = dict(PROGRESSIVE)
-    # The first stage's sizes, for anything that reads a single crop/batch (e.g. parameter init).
-    config.data.crop_size = PROGRESSIVE["patch_sizes"][0]
-    config.data.batch_size = PROGRESSIVE["batch_sizes"][0]
-    config.data.augment = True
-    config.data.dual_pixel = False
-    config.data.workers = 8
-    config.data.eval_batch_size = 1
-
-    config.loss = ml_collections.ConfigDict()
-    config.loss.terms = [dict(name="l1", weight=1.0)]
-
-    config.optim = ml_collections.ConfigDict()
-    config.optim.lr = 3e-4
-    config.optim.b1 = 0.9
-    config.optim.b2 = 0.999
-    config.optim.weight_decay = 1e-4
-    config.optim.schedule = "cosine_restarts"  # BasicSR CosineAnnealingRestartCyclicLR
-    config.optim.periods = [92000, 208000]
-    config.optim.restart_weights = [1.0, 1.0]
-    config.optim.eta_mins = [3e-4, 1e-6]
-    config.optim.warmup_steps = 0
-    config.optim.clip_norm = 0.01
-    config.optim.ema_decay = 0.0
-
-    config.train = ml_collections.ConfigDict()
-    config.train.num_steps = sum(PROGRESSIVE["milestones"])
-    config.train.seed = 100
-    config.train.log_every = 1000
-    config.train.eval_every = 4000
-    config.train.ckpt_every = 4000
-    config.train.keep_checkpoints = 2
-    config.train.compute_dtype = "float32"
-    config.train.param_sharding = "replicated"
-    config.train.nan_policy = "skip"
-
-    config.eval = ml_collections.ConfigDict(dict(convention="gopro"))
-    return config
+    return restormer_recipe(RESTORMER_KWARGS, "gopro", ["input", "target"], "gopro")

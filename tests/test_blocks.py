@@ -28,7 +28,8 @@ def test_pixel_shuffle_and_unshuffle_match_torch():
 
 
 @pytest.mark.parametrize("groups,dilation,padding_mode,stride", [(1, 1, "zeros", 1), (4, 2, "reflect", 1),
-                                                                 (8, 1, "zeros", 2), (2, 3, "replicate", 1)])
+                                                                 (8, 1, "zeros", 2), (2, 3, "replicate", 1),
+                                                                 (8, 2, "reflect", 1), (8, 1, "zeros", 1)])
 def test_conv2d_matches_torch(groups, dilation, padding_mode, stride):
     conv = torch.nn.Conv2d(8, 8, 3, stride=stride, padding=dilation, dilation=dilation, groups=groups,
                            padding_mode=padding_mode)

@@ -106,20 +106,42 @@ class Conv2d(nn.Module):
             pad = ((0, 0), (0, 0))
         else:
             pad = ((ph, ph), (pw, pw))
-        y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype),
-            kernel.astype(self.dtype),
-            window_strides=_pair(self.stride),
-            padding=pad,
-            rhs_dilation=(dh, dw),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            feature_group_count=self.groups,
-            precision=PRECISION,
-        )
+        depthwise = self.groups == in_features == self.features and _pair(self.stride) == (1, 1)
+        if depthwise and kh * kw <= _MAX_SHIFTED_TAPS and jax.default_backend() == "cpu":
+            y = _depthwise_by_shifts(x.astype(self.dtype), kernel.astype(self.dtype), pad, (dh, dw))
+        else:
+            y = jax.lax.conv_general_dilated(
+                x.astype(self.dtype),
+                kernel.astype(self.dtype),
+                window_strides=_pair(self.stride),
+                padding=pad,
+                rhs_dilation=(dh, dw),
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                feature_group_count=self.groups,
+                precision=PRECISION,
+            )
         if self.use_bias:
             bias = self.param("bias", _torch_bias_init(fan_in), (self.features,), self.param_dtype)
             y = y + bias.astype(self.dtype)
         return y
+
+
+# XLA:CPU runs grouped (depthwise) convolutions an order of magnitude slower than the same
+# arithmetic written as shifted multiply-adds, which it fuses into one loop (BENCHMARKS.md);
+# GPUs and TPUs keep the native convolution.
+_MAX_SHIFTED_TAPS = 49
+
+
+def _depthwise_by_shifts(x, kernel, pad, dilation):
+    """Stride-1 depthwise cross-correlation as a sum over the kernel taps of shifted inputs."""
+    (pt, pb), (pl, pr) = pad
+    x = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    kh, kw = kernel.shape[:2]
+    dh, dw = dilation
+    out_h, out_w = x.shape[1] - dh * (kh - 1), x.shape[2] - dw * (kw - 1)
+    taps = [x[:, i * dh:i * dh + out_h, j * dw:j * dw + out_w, :] * kernel[i, j, 0]
+            for i in range(kh) for j in range(kw)]
+    return functools.reduce(jnp.add, taps)
 
 
 class ConvTranspose2d(nn.Module):
