@@ -40,3 +40,23 @@ def test_init_from_a_finished_stage(tmp_path):
     second.train.init_from = str(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="init_from"):
         train(second, tmp_path / "stage3")
+
+
+def test_all_in_one_mixture_trains_with_per_task_synthesis(tmp_path):
+    """The 3-task protocol through the loop: noise synthesised per denoising task, paired tasks as loaded."""
+    from test_mixtures import fixture_sources
+
+    from data_pipelines.mixtures import make_mixture
+    from jaxir.train.data import register_source, task_degradations
+
+    register_source("tiny_aio3", lambda: make_mixture("aio3", fixture_sources()))
+    degradations = task_degradations(make_mixture("aio3", fixture_sources()))
+    assert sorted(degradations) == [0, 1, 2]  # denoise_15/25/50; derain and dehaze are paired
+    assert [spec[0]["sigma"] * 255 for _, spec in sorted(degradations.items())] == pytest.approx([15, 25, 50])
+
+    config = tiny_config(3, with_eval=False)
+    config.data.train = {"source": "tiny_aio3", "kwargs": {}}
+    config.data.crop_size = 8
+    config.data.degradation = None
+    metrics = train(config, tmp_path)
+    assert metrics["step"] == 3 and metrics["rejected_steps"] == 0

@@ -7,6 +7,8 @@ A dataset is described as `{'source': NAME, 'kwargs': {...}}`; NAME is one of
   clean_folder   CleanFolder(directory)
   image_folders  ImageFolders(folders={'input': dir, 'target': dir, ...})
   tfds           TfdsSource(name, split, data_dir, features)
+  mixture        data_pipelines.mixtures.build_mixture(protocol, data_dir, weighting, datasets, tasks):
+                 the all-in-one 3-/5-task protocols, records carrying their 'task' label
 
 `config.data.batch_size` is the global batch; each process loads its share.
 """
@@ -28,9 +30,11 @@ def register_source(name: str, factory: SourceFactory) -> None:
 def _register_builtin() -> None:
     from data_pipelines import sources
 
+    from data_pipelines.mixtures import build_mixture
+
     for name, factory in (("bundled", sources.BundledPhotos), ("paired_folder", sources.PairedFolder),
                           ("clean_folder", sources.CleanFolder), ("image_folders", sources.ImageFolders),
-                          ("tfds", sources.TfdsSource)):
+                          ("tfds", sources.TfdsSource), ("mixture", build_mixture)):
         SOURCES.setdefault(name, factory)
 
 
@@ -61,11 +65,17 @@ def per_process_batch_size(global_batch: int) -> int:
     return global_batch // processes
 
 
-def make_train_iterator(data_cfg: Any, seed: int):
-    """A checkpointable iterator of per-process numpy train batches."""
+def task_degradations(source: Any) -> dict[int, Any] | None:
+    """task id -> degradation spec for a mixture whose tasks synthesise inputs (e.g. denoising sigmas)."""
+    degradations = getattr(source, "degradations", None)
+    return {int(k): [dict(op) for op in v] for k, v in degradations.items() if v} if degradations else None
+
+
+def make_train_iterator(data_cfg: Any, seed: int, source: Any = None):
+    """A checkpointable iterator of per-process numpy train batches (of `source`, or the configured one)."""
     from data_pipelines.pipelines import make_train_dataset
 
-    source = make_source(data_cfg.train, "train")
+    source = make_source(data_cfg.train, "train") if source is None else source
     progressive = _plain(data_cfg.get("progressive", None))
     if progressive:
         from data_pipelines.pipelines import ProgressiveSchedule

@@ -212,7 +212,7 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
     """Train `config` in `workdir` (resuming from its latest checkpoint); returns the final metrics."""
     from tqdm import tqdm
 
-    from jaxir.train.data import make_eval_dataset, make_train_iterator
+    from jaxir.train.data import make_eval_dataset, make_source, make_train_iterator, task_degradations
 
     workdir = pathlib.Path(workdir)
     num_steps = int(config.train.num_steps)
@@ -239,7 +239,8 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
         param_sharding=_train_option(config, "param_sharding", "replicated"),
         fsdp_min_size=int(_train_option(config, "fsdp_min_size", 2**16)))
 
-    train_iter = make_train_iterator(config.data, seed)
+    train_source = make_source(config.data.train, "train")
+    train_iter = make_train_iterator(config.data, seed, train_source)
     checkpointer = _checkpointer(config, workdir)
     resumed = checkpointer.latest_step()
     if resumed is not None:
@@ -252,7 +253,8 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
     writer = MetricWriter(workdir, enabled=is_writer, resume_step=start if resumed is not None else None)
 
     train_step = jit_train_step(
-        make_train_step(model, _loss_fn(config), tx, schedule, ema_decay=decay, degradation=_degradation(config)),
+        make_train_step(model, _loss_fn(config), tx, schedule, ema_decay=decay, degradation=_degradation(config),
+                        task_degradations=task_degradations(train_source)),
         shardings, mesh)
     eval_step = _eval_step(config, model, entry, mesh)
     eval_dataset = make_eval_dataset(config.data, entry.pad_multiple)

@@ -1,7 +1,7 @@
 """The train and eval steps (pure functions of state and batch), and their jitted, sharded forms."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -17,8 +17,17 @@ from jaxir.train.state import TrainState
 LossFn = Callable[[Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
 
 
-def degraded_input(batch: dict[str, jax.Array], degradation: Sequence[Any] | None) -> jax.Array:
-    """The batch's 'input', or one synthesised on device from its 'target' and per-record 'seed'."""
+def degraded_input(batch: dict[str, jax.Array], degradation: Sequence[Any] | None,
+                   task_degradations: Mapping[int, Any] | None = None) -> jax.Array:
+    """The batch's 'input', or one synthesised on device from its 'target' and per-record 'seed'.
+
+    In an all-in-one mixture each record's 'task' picks its own synthesis (e.g. the
+    noise sigma of denoise_15/25/50); paired tasks keep their loaded input.
+    """
+    if task_degradations and "task" in batch:
+        from data_pipelines.mixtures import synthesize_task_inputs
+
+        return synthesize_task_inputs(batch, task_degradations)["input"]
     if "input" in batch:
         return batch["input"]
     if not degradation:
@@ -40,7 +49,8 @@ def _select(accept: jax.Array, new: Any, old: Any) -> Any:
 
 def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, *, ema_decay: float = 0.0,
-                    degradation: Sequence[Any] | None = None):
+                    degradation: Sequence[Any] | None = None,
+                    task_degradations: Mapping[int, Any] | None = None):
     """`train_step(state, batch) -> (state, metrics)`.
 
     An update whose loss or gradients are not all finite is rejected: params,
@@ -51,7 +61,7 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
 
     def train_step(state: TrainState, batch: dict[str, jax.Array]):
         target = batch["target"]
-        inputs = degraded_input(batch, degradation)
+        inputs = degraded_input(batch, degradation, task_degradations)
         dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         has_batch_stats = bool(state.batch_stats)
 
