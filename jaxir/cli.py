@@ -121,6 +121,17 @@ def cmd_bench(args, overrides):
     run_bench(args, overrides)
 
 
+def cmd_build_dataset(args, overrides):
+    from data_pipelines import builders
+
+    if args.name == "list":
+        for name, cls in sorted(builders.BUILDERS.items()):
+            print(f"{name:14s} {cls.HOMEPAGE}")
+        return
+    builders.build(args.name, args.manual_dir, args.data_dir)
+    print(f"{args.name} is prepared in {args.data_dir}")
+
+
 def cmd_list(args, overrides):
     from jaxir import registry
 
@@ -193,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", default="0,1,2", help="worker counts for --pipeline")
     p.add_argument("--record", default="", help="append the row to this Markdown file (e.g. BENCHMARKS.md)")
     p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("build-dataset", help="prepare a benchmark's TFDS dataset from its official files")
+    p.add_argument("name", help="benchmark (e.g. gopro, dpdd, bsd400/color), or 'list'")
+    p.add_argument("--manual-dir", default=".", help="folder holding the official archive or extracted files")
+    p.add_argument("--data-dir", default="~/tensorflow_datasets", help="TFDS data dir to write to")
+    p.set_defaults(fn=cmd_build_dataset)
 
     p = sub.add_parser("list", help="list registered models and the official classes they reproduce")
     p.set_defaults(fn=cmd_list)

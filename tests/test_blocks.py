@@ -1,5 +1,6 @@
 """Shared layers reproduce PyTorch exactly (the usual porting traps, written once)."""
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -95,3 +96,24 @@ def test_layernorm_variants():
 def test_gelu_is_exact_erf_form():
     x = np.linspace(-4, 4, 101, dtype=np.float32)
     np.testing.assert_allclose(np.asarray(blocks.gelu(x)), F.gelu(torch.from_numpy(x)).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("pad,dilation", [(((1, 1), (1, 1)), (1, 1)), (((2, 2), (2, 2)), (2, 2)),
+                                          (((1, 0), (2, 1)), (1, 2))])
+def test_cpu_depthwise_path_has_the_native_gradients(pad, dilation):
+    """The shifted multiply-add depthwise conv (CPU fast path) and its custom backward equal XLA's conv."""
+    x = jnp.asarray(rng.random((2, 9, 11, 5)), jnp.float32)
+    k = jnp.asarray(rng.random((3, 3, 1, 5)), jnp.float32)
+
+    def native(x, k):
+        return jax.lax.conv_general_dilated(x, k, (1, 1), pad, rhs_dilation=dilation, feature_group_count=5,
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"), precision="highest")
+
+    def shifted(x, k):
+        return blocks._depthwise_by_shifts(x, k, pad, dilation)
+
+    np.testing.assert_allclose(shifted(x, k), native(x, k), atol=1e-5)
+    want = jax.grad(lambda x, k: (native(x, k) ** 2).sum(), argnums=(0, 1))(x, k)
+    got = jax.grad(lambda x, k: (shifted(x, k) ** 2).sum(), argnums=(0, 1))(x, k)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)

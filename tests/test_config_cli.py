@@ -97,3 +97,23 @@ def test_every_convir_task_file_resolves_to_its_variant():
                  "Dehazing/OTS/models/ConvIR.py", "Image_desnowing/models/ConvIR.py"):
         assert registry.entry_for_official("c-yn/ConvIR", "ConvIR", file).name == "convir"
     assert registry.entry_for_official("c-yn/ConvIR", "ConvIR", "Image_deraining/models/ConvIR.py").name == "convir_derain"
+
+
+def test_build_dataset_command(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "RealDOF"
+    for folder in ("source", "target"):
+        (root / folder).mkdir(parents=True)
+        for n in range(2):
+            Image.fromarray(np.full((8, 8, 3), 10 * n, np.uint8)).save(root / folder / f"{n}.png")
+    assert main(["build-dataset", "realdof", "--manual-dir", str(tmp_path), "--data-dir", str(tmp_path / "tfds")]) == 0
+    assert "prepared" in capsys.readouterr().out
+    from data_pipelines.builders import data_source
+
+    assert len(data_source("realdof", "test", tmp_path / "tfds")) == 2
+    assert main(["build-dataset", "realdof", "--manual-dir", str(tmp_path / "nowhere"),
+                 "--data-dir", str(tmp_path / "tfds2")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["build-dataset", "list"]) == 0 and "gopro" in capsys.readouterr().out

@@ -132,16 +132,52 @@ class Conv2d(nn.Module):
 _MAX_SHIFTED_TAPS = 49
 
 
-def _depthwise_by_shifts(x, kernel, pad, dilation):
-    """Stride-1 depthwise cross-correlation as a sum over the kernel taps of shifted inputs."""
-    (pt, pb), (pl, pr) = pad
-    x = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+def _shifted_sum(x_padded, kernel, out_hw, dilation):
+    """sum_ij x_padded[:, i*dh : i*dh + H, j*dw : j*dw + W] * kernel[i, j]: one fused loop on XLA."""
     kh, kw = kernel.shape[:2]
-    dh, dw = dilation
-    out_h, out_w = x.shape[1] - dh * (kh - 1), x.shape[2] - dw * (kw - 1)
-    taps = [x[:, i * dh:i * dh + out_h, j * dw:j * dw + out_w, :] * kernel[i, j, 0]
+    (dh, dw), (out_h, out_w) = dilation, out_hw
+    taps = [x_padded[:, i * dh:i * dh + out_h, j * dw:j * dw + out_w, :] * kernel[i, j]
             for i in range(kh) for j in range(kw)]
     return functools.reduce(jnp.add, taps)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise_by_shifts(x, kernel, pad, dilation):
+    """Stride-1 depthwise cross-correlation (kernel (kh, kw, 1, C)) as a sum of shifted inputs.
+
+    The backward pass is written the same way (the input gradient correlates the
+    padded output gradient with the flipped kernel; each kernel tap's gradient is
+    one multiply-reduce), so no per-tap copy is kept alive for it.
+    """
+    return _depthwise_forward(x, kernel, pad, dilation)[0]
+
+
+def _depthwise_forward(x, kernel, pad, dilation):
+    (pt, pb), (pl, pr) = pad
+    x_padded = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    kh, kw = kernel.shape[:2]
+    out_hw = (x_padded.shape[1] - dilation[0] * (kh - 1), x_padded.shape[2] - dilation[1] * (kw - 1))
+    return _shifted_sum(x_padded, kernel[:, :, 0], out_hw, dilation), (x, kernel)
+
+
+def _depthwise_backward(pad, dilation, residuals, grad):
+    x, kernel = residuals
+    (pt, pb), (pl, pr) = pad
+    (dh, dw), (kh, kw) = dilation, kernel.shape[:2]
+    x_padded = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    # d x_padded[p] = sum_ij grad[p - i*d] k[i, j]: a full correlation with the flipped kernel.
+    grad_padded = jnp.pad(grad, ((0, 0), (dh * (kh - 1),) * 2, (dw * (kw - 1),) * 2, (0, 0)))
+    grad_x_padded = _shifted_sum(grad_padded, kernel[::-1, ::-1, 0], x_padded.shape[1:3], dilation)
+    grad_x = grad_x_padded[:, pt:pt + x.shape[1], pl:pl + x.shape[2]]
+    # The kernel gradient is a reduction over every pixel; XLA's native filter-gradient keeps it in one buffer.
+    _, filter_vjp = jax.vjp(
+        lambda k: jax.lax.conv_general_dilated(x_padded, k, (1, 1), "VALID", rhs_dilation=dilation,
+                                               dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                               feature_group_count=x.shape[-1], precision=PRECISION), kernel)
+    return grad_x.astype(x.dtype), filter_vjp(grad)[0]
+
+
+_depthwise_by_shifts.defvjp(_depthwise_forward, _depthwise_backward)
 
 
 class ConvTranspose2d(nn.Module):
