@@ -331,3 +331,11 @@ def test_cli_benchmark_list_and_unknown_name(capsys, nafnet_weights):
     assert main(["eval", "--config", "experiments/nafnet_gopro.py", "--checkpoint", str(nafnet_weights),
                  "--benchmark", "gopor"]) == 2
     assert "valid benchmarks: gopro" in capsys.readouterr().err
+
+
+def test_readme_carries_the_current_conventions_table():
+    import pathlib
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = [line for line in evaluation.conventions_markdown().splitlines() if line.startswith("| `")]
+    assert table and all(line in readme for line in table), "README's conventions table is stale"
