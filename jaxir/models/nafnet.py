@@ -45,77 +45,56 @@ def _pool(x, tlc_kernel):
     return global_avg_pool(x) if tlc_kernel is None else local_avg_pool(x, tlc_kernel)
 
 
+def _simple_gate(x):
+    x1, x2 = jnp.split(x, 2, axis=-1)
+    return x1 * x2
+
+
 class NAFBlock(nn.Module):
-    """Norm, pointwise/depthwise convs, SimpleGate, simplified channel attention; then a gated FFN."""
+    """Norm, pointwise/depthwise convs, a gate and channel attention; then a gated FFN, both residual.
+
+    NAFNet's block (`baseline=False`): SimpleGate and the simplified channel attention.
+    The paper's plain baseline block (`baseline=True`): GELU and a squeeze-excitation.
+    """
 
     channels: int
     dw_expand: int = 2
     ffn_expand: int = 2
     drop_out_rate: float = 0.0
     tlc_kernel: tuple[int, int] | None = None
+    baseline: bool = False
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, inp, train: bool = False):
         c, dt = self.channels, self.dtype
         dw_channel = c * self.dw_expand
+        gate = gelu if self.baseline else _simple_gate
         x = LayerNorm(epsilon=1e-6, dtype=dt, name="norm1")(inp)
         x = Conv2d(dw_channel, 1, dtype=dt, name="conv1")(x)
-        x = Conv2d(dw_channel, 3, padding=1, groups=dw_channel, dtype=dt, name="conv2")(x)
-        x1, x2 = jnp.split(x, 2, axis=-1)
-        x = x1 * x2
-        # The pool is attribute 0 of the official `sca` Sequential; the conv is attribute 1.
-        x = x * Conv2d(dw_channel // 2, 1, dtype=dt, name="sca_1")(_pool(x, self.tlc_kernel))
-        x = Conv2d(c, 1, dtype=dt, name="conv3")(x)
-        x = nn.Dropout(self.drop_out_rate, deterministic=not train)(x) if self.drop_out_rate > 0 else x
-        beta = self.param("beta", nn.initializers.zeros, (c,), jnp.float32)
-        y = inp + x * beta.astype(dt)
-
-        ffn_channel = self.ffn_expand * c
-        x = Conv2d(ffn_channel, 1, dtype=dt, name="conv4")(LayerNorm(epsilon=1e-6, dtype=dt, name="norm2")(y))
-        x1, x2 = jnp.split(x, 2, axis=-1)
-        x = Conv2d(c, 1, dtype=dt, name="conv5")(x1 * x2)
-        x = nn.Dropout(self.drop_out_rate, deterministic=not train)(x) if self.drop_out_rate > 0 else x
-        gamma = self.param("gamma", nn.initializers.zeros, (c,), jnp.float32)
-        return y + x * gamma.astype(dt)
-
-
-class BaselineBlock(nn.Module):
-    """The paper's plain baseline block: GELU and a squeeze-excitation channel attention."""
-
-    channels: int
-    dw_expand: int = 1
-    ffn_expand: int = 2
-    drop_out_rate: float = 0.0
-    tlc_kernel: tuple[int, int] | None = None
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, inp, train: bool = False):
-        c, dt = self.channels, self.dtype
-        dw_channel = c * self.dw_expand
-        x = LayerNorm(epsilon=1e-6, dtype=dt, name="norm1")(inp)
-        x = Conv2d(dw_channel, 1, dtype=dt, name="conv1")(x)
-        x = Conv2d(dw_channel, 3, padding=1, groups=dw_channel, dtype=dt, name="conv2")(x)
-        x = gelu(x)
-        # Official `se` Sequential: pool(0), conv(1), ReLU(2), conv(3), Sigmoid(4).
-        s = Conv2d(dw_channel // 2, 1, dtype=dt, name="se_1")(_pool(x, self.tlc_kernel))
-        s = Conv2d(dw_channel, 1, dtype=dt, name="se_3")(nn.relu(s))
-        x = x * nn.sigmoid(s)
+        x = gate(Conv2d(dw_channel, 3, padding=1, groups=dw_channel, dtype=dt, name="conv2")(x))
+        pooled = _pool(x, self.tlc_kernel)
+        if self.baseline:
+            # Official `se` Sequential: pool(0), conv(1), ReLU(2), conv(3), Sigmoid(4).
+            s = nn.relu(Conv2d(dw_channel // 2, 1, dtype=dt, name="se_1")(pooled))
+            x = x * nn.sigmoid(Conv2d(dw_channel, 1, dtype=dt, name="se_3")(s))
+        else:
+            # Official `sca` Sequential: pool(0), conv(1).
+            x = x * Conv2d(x.shape[-1], 1, dtype=dt, name="sca_1")(pooled)
         x = Conv2d(c, 1, dtype=dt, name="conv3")(x)
         x = nn.Dropout(self.drop_out_rate, deterministic=not train)(x) if self.drop_out_rate > 0 else x
         beta = self.param("beta", nn.initializers.zeros, (c,), jnp.float32)
         y = inp + x * beta.astype(dt)
 
         x = Conv2d(self.ffn_expand * c, 1, dtype=dt, name="conv4")(LayerNorm(epsilon=1e-6, dtype=dt, name="norm2")(y))
-        x = Conv2d(c, 1, dtype=dt, name="conv5")(gelu(x))
+        x = Conv2d(c, 1, dtype=dt, name="conv5")(gate(x))
         x = nn.Dropout(self.drop_out_rate, deterministic=not train)(x) if self.drop_out_rate > 0 else x
         gamma = self.param("gamma", nn.initializers.zeros, (c,), jnp.float32)
         return y + x * gamma.astype(dt)
 
 
 class NAFNet(nn.Module):
-    """U-Net of NAFBlocks (or BaselineBlocks); global residual; pads to 2**levels inside, crops back."""
+    """U-Net of NAFBlocks (NAFNet or baseline variant); global residual; pads to 2**levels inside, crops back."""
 
     img_channel: int = 3
     width: int = 16
@@ -147,15 +126,16 @@ class NAFNet(nn.Module):
     def __call__(self, inp, train: bool = False):
         if inp.ndim != 4 or inp.shape[-1] != self.img_channel:
             raise ValueError(f"NAFNet expects NHWC input with {self.img_channel} channels, got shape {inp.shape}")
-        block_cls = {"naf": NAFBlock, "baseline": BaselineBlock}[self.block]
+        if self.block not in ("naf", "baseline"):
+            raise ValueError(f"block must be 'naf' or 'baseline', got {self.block!r}")
         dt = self.dtype
         h, w = inp.shape[1:3]
         inp = pad_to_multiple(inp.astype(dt), 2 ** len(self.enc_blk_nums))
 
         def stage(x, num, chan, level, prefix):
             for i in range(num):
-                x = block_cls(chan, self.dw_expand, self.ffn_expand, self.drop_out_rate,
-                              self._tlc_kernel(level), dt, name=f"{prefix}_{i}")(x, train)
+                x = NAFBlock(chan, self.dw_expand, self.ffn_expand, self.drop_out_rate, self._tlc_kernel(level),
+                             baseline=self.block == "baseline", dtype=dt, name=f"{prefix}_{i}")(x, train)
             return x
 
         x = Conv2d(self.width, 3, padding=1, dtype=dt, name="intro")(inp)
