@@ -31,7 +31,7 @@ CASES = {
     "stripformer": ({"channels": [8, 8, 10], "decoder_dim": 6, "heads": 5, "decoder_heads": 3}, 32,
                     "experiments/stripformer_gopro.py", MOTION),
     # ConvIR's pooled branches need at least 256 pixels a side; P2IKT runs at its full paper width.
-    "convir": ({"base_channel": 4, "num_res": 1}, 256, "experiments/convir_gopro.py", MOTION),
+    "convir": ({"base_channel": 8, "num_res": 1}, 256, "experiments/convir_gopro.py", MOTION),
     "p2ikt": ({}, 64, "experiments/p2ikt_dpdd.py", DEFOCUS),
 }
 SLOW = {"convir", "p2ikt"}
