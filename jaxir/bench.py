@@ -167,7 +167,7 @@ def random_official_state_dict(name: str, kwargs: dict, seed: int = 0) -> dict:
 def run_model_bench(name: str, kwargs: dict, size: int, batch: int, steps: int, dtype: str,
                     with_torch: bool, label: str | None = None) -> BenchResult:
     from jaxir.convert.state_dict import convert_state_dict
-    from jaxir.inference import input_channels
+    from jaxir.parity import input_channels
 
     compute_dtype = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
     entry = registry.get_entry(name)

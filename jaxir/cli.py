@@ -69,6 +69,7 @@ def cmd_convert(args, overrides):
     from jaxir.convert.state_dict import convert_state_dict
     from jaxir.convert.torch_io import load_state_dict
     from jaxir.io import save_weights
+    from jaxir.parity import input_channels
     import jax
     import jax.numpy as jnp
 
@@ -83,8 +84,7 @@ def cmd_convert(args, overrides):
     model = registry.build_model(name, **kwargs)
     state_dict = load_state_dict(args.checkpoint, key=args.key)
     size = max(entry.min_size, entry.pad_multiple, 64)
-    channels = next((getattr(model, a) for a in ("img_channel", "inp_channels", "in_channels", "in_chans")
-                     if isinstance(getattr(model, a, None), int)), 3)
+    channels = input_channels(model)
     example = jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32)
     variables = convert_state_dict(state_dict, model, example, hooks=entry.convert_hooks)
     save_weights(args.out, name, kwargs, variables)

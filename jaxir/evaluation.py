@@ -769,7 +769,8 @@ def run_benchmark(args, overrides) -> BenchmarkResult | None:
         return None
     benchmark, selected = get_benchmark(args.benchmark)
     from jaxir import registry
-    from jaxir.inference import input_channels, make_predict_fn
+    from jaxir.inference import make_predict_fn
+    from jaxir.parity import input_channels
 
     name, _, module, variables, description = _load_model(args, overrides)
     entry = registry.get_entry(name)

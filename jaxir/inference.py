@@ -9,15 +9,8 @@ import numpy as np
 
 from jaxir import registry
 from jaxir.ops.tiling import tiled_apply
-from jaxir.parity import flatten_outputs
-
-
-def input_channels(model) -> int:
-    for attribute in ("img_channel", "inp_channels", "in_channels", "in_chans"):
-        value = getattr(model, attribute, None)
-        if isinstance(value, int):
-            return value
-    return 3
+from jaxir.parity import flatten_outputs, input_channels
+from jaxir.train.step import pad_for_model
 
 
 def make_predict_fn(model, variables, pad_multiple: int = 1, min_size: int = 1) -> Callable[[np.ndarray], np.ndarray]:
@@ -33,14 +26,8 @@ def make_predict_fn(model, variables, pad_multiple: int = 1, min_size: int = 1) 
         if batch.ndim != 4 or batch.shape[-1] != channels:
             raise ValueError(f"model expects {channels}-channel images, got an image of shape {batch.shape[1:]}")
         h, w = batch.shape[1:3]
-        target_h = max(min_size, h + (-h) % pad_multiple)
-        target_w = max(min_size, w + (-w) % pad_multiple)
-        target_h += (-target_h) % pad_multiple
-        target_w += (-target_w) % pad_multiple
-        # Reflect padding needs the pad smaller than the image; fall back to edge padding otherwise.
-        mode = "reflect" if target_h - h < h and target_w - w < w else "edge"
-        padded = np.pad(batch, ((0, 0), (0, target_h - h), (0, target_w - w), (0, 0)), mode=mode)
-        return np.asarray(apply(variables, jnp.asarray(padded, jnp.float32)))[:, :h, :w]
+        padded = pad_for_model(jnp.asarray(batch, jnp.float32), pad_multiple, min_size)
+        return np.asarray(apply(variables, padded))[:, :h, :w]
 
     return predict
 

@@ -151,12 +151,17 @@ def check_parity(path: str | pathlib.Path, atol: float = ATOL, rtol: float = RTO
 _CHANNEL_ATTRIBUTES = ("img_channel", "inp_channels", "in_channels", "in_chans")
 
 
+def input_channels(model) -> int:
+    """The input channel count a model's config declares (the official attribute names), else 3."""
+    for attribute in _CHANNEL_ATTRIBUTES:
+        value = getattr(model, attribute, None)
+        if isinstance(value, int):
+            return value
+    return 3
+
+
 def _example_inputs_for(model, inputs: Sequence[np.ndarray]) -> list:
     """Abstract inputs shaped like the golden ones, with the first input's channels set by the model's config."""
     shapes = [list(x.shape) for x in inputs]
-    for attribute in _CHANNEL_ATTRIBUTES:
-        channels = getattr(model, attribute, None)
-        if isinstance(channels, int):
-            shapes[0][-1] = channels
-            break
+    shapes[0][-1] = input_channels(model)
     return [jax.ShapeDtypeStruct(tuple(s), jnp.float32) for s in shapes]

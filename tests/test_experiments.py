@@ -8,7 +8,7 @@ import pytest
 from jaxir import registry
 from jaxir.config import load_config
 from jaxir.losses import build_loss
-from jaxir.parity import count_params
+from jaxir.parity import count_params, input_channels
 from jaxir.train.optim import make_optimizer
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
@@ -25,7 +25,7 @@ def test_config_builds(filename):
     entry = registry.get_entry(config.model.name)
     size = max(64, entry.min_size)
     size += (-size) % entry.pad_multiple
-    channels = getattr(model, "inp_channels", getattr(model, "img_channel", 3))
+    channels = input_channels(model)
     assert count_params(model, jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32)) > 0
     build_loss([dict(t) for t in config.loss.terms], multiscale=config.loss.get("multiscale", "bilinear"))
     make_optimizer(config.optim, int(config.train.num_steps))

@@ -80,7 +80,7 @@ def compute_dtype(config):
 
 def init_input_shape(config, model, entry) -> tuple[int, int, int, int]:
     """A (1, H, W, C) input to initialise parameters: a training crop padded as the model needs."""
-    from jaxir.inference import input_channels
+    from jaxir.parity import input_channels
 
     crop = config.data.get("crop_size", None) or 64
     h, w = (crop, crop) if isinstance(crop, int) else tuple(crop)
