@@ -21,6 +21,7 @@ from experiments.base import tfds_source
 from experiments.convir_gopro import convir_recipe, parse_size
 
 RAIN13K_TRAIN_PAIRS = 13712
+VARIANTS = ("l", "s", "b")  # the first is the default; build_net() of Image_deraining is ConvIR-L
 
 
 def get_config(arg: str | None = None):

@@ -31,6 +31,7 @@ from experiments.base import base_config, tfds_source
 
 SIZES = {"s": 4, "b": 8, "l": 16}  # ConvIR-S/B/L: num_res (official 'version' small/base/large)
 GOPRO_TRAIN_PAIRS = 2103
+VARIANTS = ("l", "s", "b")  # the first is the default; only ConvIR-L has an official GoPro recipe
 
 
 def parse_size(arg: str | None, default: str) -> str:

@@ -5,8 +5,8 @@ Defocus Deblurring", AAAI 2024, Table 1 (DPDD combined: 26.24 dB reported
 for the SWA model; 3.32M parameters). Recipe from the official P2IKT.sh,
 main.py and train.py: 384x384 crops, batch 4, Adam (no weight decay),
 1600 epochs of the 350 training pairs; the lr is 1e-4 doubled for 384 crops
-(2e-4), halved at epoch 1000 and again at 1500 (train.py's schedule; its later
-steps lie beyond 1600 epochs). Losses (train.py, loss_mode 'fft_loss_out'):
+(2e-4), halved from epoch 999 and again from epoch 1499 (train.py sets the lr
+when `epoch_idx + 1 >= 1000` / `>= 1500`; its later steps lie beyond 1600 epochs). Losses (train.py, loss_mode 'fft_loss_out'):
 MSE on the restoration, 0.2 x L1 on the complex fft2 spectra, 0.2 x LPIPS
 (AlexNet) and 0.05 x MSE on the inverse-kernel branch's auxiliary output.
 
@@ -19,10 +19,18 @@ import math
 
 from experiments.base import base_config, tfds_source
 
+VARIANTS = ("paper", "official")
 TRAIN_PAIRS = 350
 BATCH = 4
 STEPS_PER_EPOCH = math.ceil(TRAIN_PAIRS / BATCH)
 EPOCHS = 1600
+# train.py halves the lr when `epoch_idx + 1 >= 1000` (and 1500): from the 999th (1499th) 1-based epoch on.
+HALVE_WHEN_NEXT_EPOCH = (1000, 1500)
+
+
+def milestones(steps_per_epoch: int) -> list[int]:
+    """Steps done before the first epoch of each halving."""
+    return [(e - 2) * steps_per_epoch for e in HALVE_WHEN_NEXT_EPOCH]
 
 
 def p2ikt_loss_terms(supervision: str) -> list[dict]:
@@ -36,9 +44,9 @@ def p2ikt_loss_terms(supervision: str) -> list[dict]:
 
 
 def get_config(arg: str | None = None):
-    supervision = arg or "paper"
-    if supervision not in ("paper", "official"):
-        raise ValueError(f"arg must be 'paper' or 'official', got {supervision!r}")
+    supervision = arg or VARIANTS[0]
+    if supervision not in VARIANTS:
+        raise ValueError(f"arg must be one of {VARIANTS}, got {supervision!r}")
     c = base_config()
     c.model.name = "p2ikt"
     c.model.kwargs = {"num_gaussian_kernels": 5, "gaussian_kernel_size": 5}
@@ -48,7 +56,7 @@ def get_config(arg: str | None = None):
     c.data.batch_size = BATCH
     c.loss.terms = p2ikt_loss_terms(supervision)
     c.optim.update({"lr": 2e-4, "b1": 0.9, "b2": 0.999, "weight_decay": 0.0, "schedule": "multistep",
-                    "milestones": [999 * STEPS_PER_EPOCH, 1499 * STEPS_PER_EPOCH], "gamma": 0.5})
+                    "milestones": milestones(STEPS_PER_EPOCH), "gamma": 0.5})
     c.train.update({"num_steps": EPOCHS * STEPS_PER_EPOCH, "seed": 10, "log_every": 100,
                     "eval_every": 100 * STEPS_PER_EPOCH, "ckpt_every": 100 * STEPS_PER_EPOCH})
     c.eval.convention = "dpdd"

@@ -9,7 +9,7 @@ builder (override train.num_steps for a different count).
 import math
 
 from experiments.base import base_config, tfds_source
-from experiments.p2ikt_dpdd import p2ikt_loss_terms
+from experiments.p2ikt_dpdd import VARIANTS, milestones, p2ikt_loss_terms
 
 # LFDOF training pairs (Ruan et al., TCI 2021: 11,261 pairs); recount with the built dataset if it differs.
 TRAIN_PAIRS = 11_261
@@ -19,7 +19,9 @@ EPOCHS = 1600
 
 
 def get_config(arg: str | None = None):
-    supervision = arg or "paper"
+    supervision = arg or VARIANTS[0]
+    if supervision not in VARIANTS:
+        raise ValueError(f"arg must be one of {VARIANTS}, got {supervision!r}")
     c = base_config()
     c.model.name = "p2ikt"
     c.model.kwargs = {"num_gaussian_kernels": 5, "gaussian_kernel_size": 5}
@@ -28,8 +30,8 @@ def get_config(arg: str | None = None):
     c.data.crop_size = 384
     c.data.batch_size = BATCH
     c.loss.terms = p2ikt_loss_terms(supervision)
-    c.optim.update({"lr": 2e-4, "weight_decay": 0.0, "schedule": "multistep",
-                    "milestones": [999 * STEPS_PER_EPOCH, 1499 * STEPS_PER_EPOCH], "gamma": 0.5})
+    c.optim.update({"lr": 2e-4, "b1": 0.9, "b2": 0.999, "weight_decay": 0.0, "schedule": "multistep",
+                    "milestones": milestones(STEPS_PER_EPOCH), "gamma": 0.5})
     c.train.update({"num_steps": EPOCHS * STEPS_PER_EPOCH, "seed": 10, "log_every": 100,
                     "eval_every": 100 * STEPS_PER_EPOCH, "ckpt_every": 100 * STEPS_PER_EPOCH})
     c.eval.convention = "lfdof"

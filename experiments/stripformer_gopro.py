@@ -34,6 +34,7 @@ BATCH_SIZE = 8
 STEPS_PER_EPOCH = math.ceil(GOPRO_TRAIN_PAIRS / BATCH_SIZE)
 # stage -> (crop side, epochs)
 STAGES = {"pretrain": (256, 3000), "finetune": (512, 1000)}
+VARIANTS = tuple(STAGES)
 
 
 def get_config(arg=None):
@@ -64,6 +65,7 @@ def get_config(arg=None):
     config.optim.lr = 1e-4
     config.optim.b1 = 0.9
     config.optim.b2 = 0.999
+    config.optim.eps = 1e-8
     config.optim.weight_decay = 0.0
     config.optim.schedule = "cosine"
     config.optim.warmup_steps = 0

@@ -14,6 +14,8 @@ STEPS_PER_EPOCH = 2103 // 4 + 1
 
 
 def get_config(arg: str | None = None):
+    if arg:
+        raise ValueError(f"xydeblur_gopro takes no argument, got {arg!r}")
     c = base_config()
     c.model.name = "xydeblur"
     c.model.kwargs = {"base_channel": 32, "num_res_enc": 6, "num_res_dec": 6}

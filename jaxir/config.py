@@ -13,22 +13,37 @@ class ConfigError(ValueError):
     """A config file, argument or override the user gave is wrong."""
 
 
-def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Load `path/to/config.py[:arg]` and call its `get_config(arg)`."""
-    path_str, _, arg = spec.partition(":")
-    path = pathlib.Path(path_str)
-    if not path.is_file():
-        # Configs may also be named relative to the installed experiments package.
-        candidate = pathlib.Path(__file__).resolve().parents[1] / path_str
+def config_path(path_str: str) -> pathlib.Path:
+    """The config file `path_str` names: as given, relative to the project root, or inside experiments/."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for candidate in (pathlib.Path(path_str), root / path_str, root / "experiments" / path_str):
         if candidate.is_file():
-            path = candidate
-        else:
-            raise ConfigError(f"config file not found: {path_str}")
+            return candidate
+    raise ConfigError(f"config file not found: {path_str}")
+
+
+def load_module(path_str: str):
+    """Import a config file as a module (its `get_config`, and `VARIANTS` where it has variants)."""
+    path = config_path(path_str)
     module_name = f"_jaxir_config_{path.stem}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module
     module_spec.loader.exec_module(module)
+    return module
+
+
+def config_variants(path_str: str) -> list[str]:
+    """The arguments a config's `get_config` accepts, default first ([''] for a config without variants)."""
+    variants = getattr(load_module(path_str), "VARIANTS", None)
+    return list(variants) if variants else [""]
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Load `path/to/config.py[:arg]` and call its `get_config(arg)`."""
+    path_str, _, arg = spec.partition(":")
+    path = config_path(path_str)
+    module = load_module(str(path))
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path} defines no get_config()")
     import inspect
