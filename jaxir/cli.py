@@ -62,6 +62,33 @@ def cmd_parity(args, overrides):
         raise SystemExit(1)
 
 
+def cmd_recipe(args, overrides):
+    from jaxir import recipes
+
+    if args.all == bool(args.config):
+        raise UserError("recipe needs a config (experiments/FILE.py[:variant]) or --all")
+    if args.config:
+        report = recipes.check(args.config, overrides)
+        print(report.format())
+        failed = [report] if not report.ok else []
+    else:
+        failed = []
+        for spec in recipes.all_specs():
+            report = recipes.check(spec, overrides)
+            verdict = "OK  " if report.ok else "FAIL"
+            print(f"{verdict} {spec:40s} {len(report.rows):3d} rows  {len(report.deviations):2d} deviations  "
+                  f"{len(report.mismatches):2d} mismatches" + ("  (no official recipe)" if report.reason else ""))
+            failed += [] if report.ok else [report]
+        for problem in recipes.check_table():
+            print(f"FAIL {problem}")
+            failed.append(problem)
+        for report in failed:
+            if not isinstance(report, str):
+                print("\n" + report.format())
+    if failed:
+        raise SystemExit(1)
+
+
 def cmd_convert(args, overrides):
     import numpy as np
 
@@ -181,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, default=1e-4)
     p.set_defaults(fn=cmd_parity)
 
+    p = sub.add_parser("recipe", help="show a config's training values beside the official ones and their sources")
+    p.add_argument("config", nargs="?", help="experiments/FILE.py[:variant] (its default variant when omitted)")
+    p.add_argument("--all", action="store_true", help="check every experiments/ config and variant, one line each")
+    p.set_defaults(fn=cmd_recipe)
+
     p = sub.add_parser("convert", help="convert an official PyTorch checkpoint (.pth/.safetensors) to jaxir")
     p.add_argument("checkpoint")
     p.add_argument("out", help="output .msgpack")
@@ -222,12 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     # `--config.key=value` overrides are not argparse options; split them off first.
     overrides = [a for a in argv if a.startswith("--config.")]
     args = parser.parse_args([a for a in argv if not a.startswith("--config.")])
-    if overrides and args.command not in ("train", "demo", "eval", "convert", "restore", "bench"):
+    if overrides and args.command not in ("train", "demo", "eval", "convert", "restore", "bench", "recipe"):
         parser.error(f"`{args.command}` takes no --config.KEY overrides")
     from jaxir.config import ConfigError
     from jaxir.convert.state_dict import ConversionError
+    from jaxir.recipes import RecipeError
 
-    user_errors = (UserError, ConfigError, ConversionError, FileNotFoundError, ValueError, KeyError)
+    user_errors = (UserError, ConfigError, ConversionError, RecipeError, FileNotFoundError, ValueError, KeyError)
     try:
         args.fn(args, overrides)
     except user_errors as err:
