@@ -161,12 +161,30 @@ def _crop_hw(crop_size: int | Sequence[int]) -> tuple[int, int]:
     return height, width
 
 
+AUGMENTATIONS = ("dihedral", "hflip", "none")
+
+
+def augmentation_mode(augment: bool | str | None) -> str:
+    """'dihedral' (True): one of the 8 flips/rot90s; 'hflip': a horizontal flip with p 0.5, as the
+    MIMO-UNet family's loaders (PairRandomHorizontalFilp); 'none' (False)."""
+    if isinstance(augment, str) and augment.lower() in ("true", "false"):
+        augment = augment.lower() == "true"
+    if augment is True:
+        return "dihedral"
+    if augment is False or augment is None:
+        return "none"
+    if augment in AUGMENTATIONS:
+        return augment
+    raise ValueError(f"augment must be True, False or one of {AUGMENTATIONS}, got {augment!r}")
+
+
 def augment_record(record: Mapping[str, Any], crop_size: int | Sequence[int], *,
-                   augment: bool = True, dual_pixel: bool = False) -> dict[str, Any]:
+                   augment: bool | str = True, dual_pixel: bool = False) -> dict[str, Any]:
     """Random paired crop (+ flips/rot90) of every image view, then to float32 in [0, 1].
 
     All views ('input', 'target', 'input_left', 'input_right') get the same crop
-    window and the same one of the 8 dihedral transforms. Views smaller than the
+    window and the same transform: one of the 8 dihedral ones, or with
+    augment='hflip' a horizontal flip or none (`augmentation_mode`). Views smaller than the
     crop are reflect-padded at the bottom/right first. Non-square crops only use
     transforms that keep the shape. String fields (e.g. 'name') are dropped so
     batches hold numbers only. Randomness comes from the record's tagged entropy.
@@ -188,11 +206,12 @@ def augment_record(record: Mapping[str, Any], crop_size: int | Sequence[int], *,
     padded_h, padded_w = max(height, crop_h), max(width, crop_w)
     top = int(rng.integers(0, padded_h - crop_h + 1))
     left = int(rng.integers(0, padded_w - crop_w + 1))
-    if augment:
+    mode = augmentation_mode(augment)
+    if mode == "dihedral":
         rotations = int(rng.integers(4)) if crop_h == crop_w else 2 * int(rng.integers(2))
         flip = bool(rng.integers(2))
     else:
-        rotations, flip = 0, False
+        rotations, flip = 0, mode == "hflip" and bool(rng.integers(2))
 
     out = {key: value for key, value in record.items() if not isinstance(value, str)}
     for key, view in views.items():
@@ -302,7 +321,7 @@ class _ScheduledBatchDataset(grain.MapDataset):
     """
 
     def __init__(self, records: grain.MapDataset, schedule: ProgressiveSchedule, *,
-                 augment: bool, dual_pixel: bool):
+                 augment: bool | str, dual_pixel: bool):
         super().__init__(records)
         self._schedule = schedule
         self._augment = augment
@@ -389,7 +408,7 @@ def _ensure_absl_flags_parsed() -> None:
 
 
 def make_train_dataset(source: Any, *, crop_size: int | Sequence[int] | None = None,
-                       batch_size: int | None = None, seed: int, augment: bool = True,
+                       batch_size: int | None = None, seed: int, augment: bool | str = True,
                        num_epochs: int | None = None, shard: tuple[int, int] | None = None,
                        dual_pixel: bool = False, schedule: ProgressiveSchedule | None = None,
                        num_workers: int = 0, num_threads: int = 2,
@@ -402,7 +421,8 @@ def make_train_dataset(source: Any, *, crop_size: int | Sequence[int] | None = N
       batch_size: records per batch yielded by this process (the global batch
         is batch_size * process count); leave None with a `schedule`.
       seed: global seed in [0, 2**32).
-      augment: random flips and rot90 (the same on every view).
+      augment: random flips and rot90 (the same on every view); 'hflip': horizontal flips only;
+        False: none (`augmentation_mode`).
       num_epochs: None repeats forever; otherwise the stream ends after that
         many epochs (the last incomplete batch is dropped).
       shard: (process index, process count); defaults to JAX's.
@@ -428,6 +448,7 @@ def make_train_dataset(source: Any, *, crop_size: int | Sequence[int] | None = N
         raise ValueError("a progressive schedule sets the crop and batch sizes; "
                          "leave crop_size and batch_size None")
 
+    augmentation_mode(augment)
     records = train_records(source, seed=seed, num_epochs=num_epochs, shard=shard)
     if schedule is None:
         batches = records.map(

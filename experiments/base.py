@@ -19,8 +19,10 @@ def tfds_source(name: str, split: str, data_dir: str = DEFAULT_DATA_DIR, **kwarg
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = ml_collections.ConfigDict({"name": "", "kwargs": {}})
+    # augment: True (one of the 8 flips/rot90s), 'hflip' (horizontal flips only) or False; any type may be set.
+    augment = ml_collections.FieldReference(True, field_type=object)
     c.data = ml_collections.ConfigDict({
-        "train": None, "eval": None, "crop_size": 256, "batch_size": 8, "augment": True,
+        "train": None, "eval": None, "crop_size": 256, "batch_size": 8, "augment": augment,
         "degradation": None, "workers": 0, "eval_batch_size": 1, "eval_seed": 0,
     })
     c.loss = ml_collections.ConfigDict({"terms": [{"name": "l1", "weight": 1.0}], "multiscale": "bilinear"})

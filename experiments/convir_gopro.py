@@ -14,8 +14,7 @@ clipped to 0.001; loss: L1 at the three output scales (targets bilinearly
 resized) + 0.1 * L1 between their 2-D FFTs (real and imaginary parts stacked).
 Evaluation on full GoPro test frames reflect-padded to a multiple of 32
 (Motion_Deblurring/eval.py). The official code steps the schedule per epoch;
-here it is stepped per iteration over the same number of iterations. jaxir's
-augmentation draws one of the 8 flips/rot90s instead of a horizontal flip only.
+here it is stepped per iteration over the same number of iterations.
 
 `convir_recipe` below is the recipe every official ConvIR task shares; the other
 ConvIR configs (convir_derain, convir_dehaze_its, convir_dehaze_ots,
@@ -51,7 +50,7 @@ def convir_recipe(*, model: str, size: str, train_set: dict, eval_set: dict, con
     c.model.kwargs = {"num_res": SIZES[size]}
     # Rebuilt rather than assigned: base_config types crop_size as int, real-haze crops are (h, w).
     c.data = ml_collections.ConfigDict({**c.data.to_dict(), "train": train_set, "eval": eval_set,
-                                        "crop_size": crop_size, "batch_size": batch_size, "augment": True,
+                                        "crop_size": crop_size, "batch_size": batch_size, "augment": "hflip",
                                         "workers": 8})
     c.loss.terms = [{"name": "l1", "weight": 1.0}, {"name": "fft", "weight": 0.1}]
     c.loss.multiscale = "bilinear"

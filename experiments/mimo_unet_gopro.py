@@ -11,8 +11,7 @@ crops with horizontal flips; Adam lr 1e-4, betas (0.9, 0.999), no weight decay,
 no clipping; MultiStepLR halving the rate every 500 epochs; loss: L1 at the
 three output scales (targets bilinearly resized to 1/4, 1/2, 1) + 0.1 * L1
 between their two-sided 2-D FFTs (torch.rfft onesided=False). Validation every
-100 epochs. jaxir's augmentation draws one of the 8 flips/rot90s instead of a
-horizontal flip only.
+100 epochs.
 
 `mimo_recipe` is shared with experiments/mimo_unet_plus_gopro.py.
 """
@@ -37,7 +36,7 @@ def mimo_recipe(model: str):
     c.data.eval = tfds_source("gopro", "test")
     c.data.crop_size = 256
     c.data.batch_size = BATCH_SIZE
-    c.data.augment = True
+    c.data.augment = "hflip"  # PairRandomHorizontalFilp only
     c.data.workers = 8
     c.loss.terms = [{"name": "l1", "weight": 1.0}, {"name": "fft", "weight": 0.1}]
     c.loss.multiscale = "bilinear"

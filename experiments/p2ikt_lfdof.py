@@ -29,6 +29,7 @@ def get_config(arg: str | None = None):
     c.data.eval = tfds_source("lfdof", "test", features={"input": "input", "target": "target"})
     c.data.crop_size = 384
     c.data.batch_size = BATCH
+    c.data.augment = "hflip"  # data_load.py: PairRandomCrop then PairRandomHorizontalFilp
     c.loss.terms = p2ikt_loss_terms(supervision)
     c.optim.update({"lr": 2e-4, "b1": 0.9, "b2": 0.999, "weight_decay": 0.0, "schedule": "multistep",
                     "milestones": milestones(STEPS_PER_EPOCH), "gamma": 0.5})

@@ -23,6 +23,7 @@ def get_config(arg: str | None = None):
     c.data.eval = tfds_source("gopro", "test")
     c.data.crop_size = 256
     c.data.batch_size = 4
+    c.data.augment = "hflip"
     c.loss.terms = [{"name": "l1", "weight": 1.0, "outputs": [2]}]
     c.optim.update({"lr": 1e-4, "b1": 0.9, "b2": 0.999, "weight_decay": 0.0, "schedule": "multistep",
                     "milestones": [500 * k * STEPS_PER_EPOCH for k in range(1, 6)], "gamma": 0.5})

@@ -90,7 +90,7 @@ def make_train_iterator(data_cfg: Any, seed: int, source: Any = None):
     dataset = make_train_dataset(
         source,
         seed=seed,
-        augment=bool(data_cfg.get("augment", True)),
+        augment=data_cfg.get("augment", True),
         dual_pixel=bool(data_cfg.get("dual_pixel", False)),
         num_workers=int(data_cfg.get("workers", 0) or 0),
         **sizes,
