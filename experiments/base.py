@@ -29,6 +29,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim = ml_collections.ConfigDict({
         "lr": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "schedule": "cosine",
         "warmup_steps": 0, "min_lr": 0.0, "milestones": [], "gamma": 0.5, "clip_norm": 0.0, "ema_decay": 0.0,
+        "steps_per_epoch": 0,  # > 0: the rate is held per epoch, as schedulers PyTorch steps once an epoch
     })
     c.train = ml_collections.ConfigDict({
         "num_steps": 1000, "seed": 0, "log_every": 100, "eval_every": 0, "ckpt_every": 1000,

@@ -8,13 +8,14 @@ Recipe from the official c-yn/ConvIR Motion_Deblurring/{main,train}.py and
 data/data_load.py (commit 05dcbff): 3000 epochs over the 2103 GoPro training
 pairs, batch 4 (an epoch is ceil(2103 / 4) = 526 iterations, drop_last=False),
 256x256 random crops with horizontal flips; Adam lr 1e-4, betas (0.9, 0.999),
-no weight decay; linear warmup over 3 epochs (GradualWarmupScheduler) then cosine
-annealing to 1e-6 (CosineAnnealingLR over the remaining epochs); gradient norm
+no weight decay; warmup over 3 epochs (GradualWarmupScheduler: lr/3, 2lr/3, lr) then
+cosine annealing to 1e-6 (CosineAnnealingLR over the remaining epochs), both
+stepped once per epoch (schedule 'gradual_warmup_cosine' with the rate held per
+epoch, exact to the PyTorch 1.8 schedulers the code ran with); gradient norm
 clipped to 0.001; loss: L1 at the three output scales (targets bilinearly
 resized) + 0.1 * L1 between their 2-D FFTs (real and imaginary parts stacked).
 Evaluation on full GoPro test frames reflect-padded to a multiple of 32
-(Motion_Deblurring/eval.py). The official code steps the schedule per epoch;
-here it is stepped per iteration over the same number of iterations.
+(Motion_Deblurring/eval.py).
 
 `convir_recipe` below is the recipe every official ConvIR task shares; the other
 ConvIR configs (convir_derain, convir_dehaze_its, convir_dehaze_ots,
@@ -54,7 +55,8 @@ def convir_recipe(*, model: str, size: str, train_set: dict, eval_set: dict, con
                                         "workers": 8})
     c.loss.terms = [{"name": "l1", "weight": 1.0}, {"name": "fft", "weight": 0.1}]
     c.loss.multiscale = "bilinear"
-    c.optim.update({"lr": lr, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "schedule": "cosine",
+    c.optim.update({"lr": lr, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
+                    "schedule": "gradual_warmup_cosine", "steps_per_epoch": steps_per_epoch,
                     "warmup_steps": warmup_epochs * steps_per_epoch, "min_lr": 1e-6, "clip_norm": clip_norm,
                     "ema_decay": 0.0})
     c.train.update({"num_steps": epochs * steps_per_epoch, "log_every": 100,

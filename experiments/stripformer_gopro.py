@@ -11,7 +11,7 @@ Recipe from the official repo pp00704831/Stripformer-ECCV-2022- (commit 9efba88)
             weights with a fresh optimizer and schedule: pass the pretrain
             workdir as --config.train.init_from.
   Both: Adam lr 1e-4 (no weight decay, no clipping), cosine annealing to 1e-7 over the
-  stage (CosineAnnealingLR, T_max = the stage's epochs); flips and rot90 ('geometric'
+  stage (CosineAnnealingLR, T_max = the stage's epochs, stepped once per epoch); flips and rot90 ('geometric'
   scope); seed 666. An epoch is ceil(2103 / 8) = 263 iterations (DataLoader with
   drop_last=False over the 2103 GoPro training pairs), validation every 30 epochs.
   The network sees images shifted to [-0.5, 0.5] and its output is shifted back
@@ -70,6 +70,7 @@ def get_config(arg=None):
     config.optim.schedule = "cosine"
     config.optim.warmup_steps = 0
     config.optim.min_lr = 1e-7
+    config.optim.steps_per_epoch = STEPS_PER_EPOCH  # scheduler_G.step() after every epoch
     config.optim.clip_norm = 0.0
     config.optim.ema_decay = 0.0
 

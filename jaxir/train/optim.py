@@ -6,8 +6,13 @@ Config keys (ml_collections.ConfigDict or dict):
             NAFNet/Restormer/ConvIR train), 'multistep' (lr * gamma**k after the k-th of
             `milestones`, as MIMO-UNet), 'cosine_restarts' (BasicSR's
             CosineAnnealingRestartCyclicLR, as Restormer: one cosine per entry of `periods`,
-            from lr * restart_weights[i] down to eta_mins[i]), or 'constant' (after the warmup)
+            from lr * restart_weights[i] down to eta_mins[i]), 'gradual_warmup_cosine' (ConvIR's
+            GradualWarmupScheduler then CosineAnnealingLR, stepped per epoch: lr * e / W in epoch
+            e <= W of the warmup, then a cosine from lr, reached in epoch W + 1, over the remaining
+            epochs to min_lr), or 'constant' (after the warmup)
   warmup_steps, min_lr, milestones, gamma, periods, restart_weights, eta_mins
+  steps_per_epoch: when > 0 the rate is held for each epoch at its value at the epoch's first step,
+            as PyTorch schedulers stepped once per epoch (0: a new rate every step)
   clip_norm: global-norm clipping threshold (0 or None: off)
   ema_decay: parameter EMA decay (0 or None: no EMA)
 """
@@ -19,7 +24,7 @@ import jax.numpy as jnp
 
 import optax
 
-SCHEDULES = ("cosine", "multistep", "cosine_restarts", "constant")
+SCHEDULES = ("cosine", "multistep", "cosine_restarts", "constant", "gradual_warmup_cosine")
 
 
 def _get(cfg: Mapping[str, Any], key: str, default=None):
@@ -29,6 +34,35 @@ def _get(cfg: Mapping[str, Any], key: str, default=None):
 
 def make_schedule(cfg: Mapping[str, Any], num_steps: int) -> optax.Schedule:
     """Learning rate as a function of the optimizer step."""
+    schedule = _step_schedule(cfg, num_steps)
+    steps_per_epoch = int(_get(cfg, "steps_per_epoch", 0))
+    if steps_per_epoch < 0:
+        raise ValueError(f"optim.steps_per_epoch must be >= 0, got {steps_per_epoch}")
+    if steps_per_epoch == 0:
+        return schedule
+    return lambda step: schedule(step - step % steps_per_epoch)
+
+
+def _gradual_warmup_cosine(lr: float, min_lr: float, warmup: int, num_steps: int, steps_per_epoch: int):
+    """ConvIR's per-epoch rates (pytorch-gradual-warmup-lr with multiplier 1, then CosineAnnealingLR with
+    T_max = epochs - W) as a function of the step; exact at each epoch's first step."""
+    if steps_per_epoch <= 0 or warmup % steps_per_epoch or num_steps % steps_per_epoch:
+        raise ValueError("optim.schedule='gradual_warmup_cosine' needs optim.steps_per_epoch > 0 dividing "
+                         f"warmup_steps={warmup} and train.num_steps={num_steps}")
+    warm_epochs, epochs = warmup // steps_per_epoch, num_steps // steps_per_epoch
+    if epochs <= warm_epochs:
+        raise ValueError(f"gradual_warmup_cosine: {epochs} epochs leave none after a {warm_epochs}-epoch warmup")
+
+    def schedule(step):
+        done = step / steps_per_epoch  # epochs completed before this step
+        warm = lr * (done + 1) / max(warm_epochs, 1)
+        cos = min_lr + 0.5 * (lr - min_lr) * (1 + jnp.cos(jnp.pi * (done - warm_epochs) / (epochs - warm_epochs)))
+        return jnp.where(done < warm_epochs, warm, cos)
+
+    return schedule
+
+
+def _step_schedule(cfg: Mapping[str, Any], num_steps: int) -> optax.Schedule:
     lr = float(_get(cfg, "lr"))
     name = _get(cfg, "schedule", "cosine")
     warmup = int(_get(cfg, "warmup_steps", 0))
@@ -40,6 +74,10 @@ def make_schedule(cfg: Mapping[str, Any], num_steps: int) -> optax.Schedule:
     if name == "cosine":
         min_lr = float(_get(cfg, "min_lr", 0.0))
         return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(num_steps, warmup + 1), min_lr)
+
+    if name == "gradual_warmup_cosine":
+        return _gradual_warmup_cosine(lr, float(_get(cfg, "min_lr", 0.0)), warmup, num_steps,
+                                      int(_get(cfg, "steps_per_epoch", 0)))
 
     if name == "cosine_restarts":
         periods = [int(p) for p in _get(cfg, "periods", ())]
