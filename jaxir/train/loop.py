@@ -3,10 +3,10 @@
 The config groups it reads (see experiments/nafnet_demo.py for a full example):
   model:  name, kwargs                         -> registry.build_model(name, **kwargs, dtype=compute_dtype)
   data:   train, eval ({'source', 'kwargs'}), crop_size, batch_size (global), degradation,
-          workers, eval_batch_size, eval_seed, augment
+          workers, eval_batch_size, eval_seed, augment (True, 'hflip' or False)
   loss:   terms, multiscale                     -> jaxir.losses.build_loss
-  optim:  lr, b1, b2, weight_decay, schedule, warmup_steps, min_lr, milestones, gamma,
-          clip_norm, ema_decay                  -> jaxir.train.optim
+  optim:  lr, b1, b2, eps, weight_decay, schedule, warmup_steps, min_lr, milestones, gamma,
+          steps_per_epoch, clip_norm, ema_decay -> jaxir.train.optim
   train:  num_steps, seed, log_every, eval_every, ckpt_every, keep_checkpoints,
           compute_dtype ('float32'|'bfloat16'), param_sharding ('replicated'|'fsdp'),
           fsdp_min_size, nan_policy ('skip'|'halt'), num_samples
