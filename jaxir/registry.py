@@ -22,6 +22,7 @@ _MODEL_MODULES = (
     "jaxir.models.restormer",
     "jaxir.models.stripformer",
     "jaxir.models.p2ikt",
+    "jaxir.models.airnet",
 )
 
 
