@@ -23,6 +23,7 @@ _MODEL_MODULES = (
     "jaxir.models.stripformer",
     "jaxir.models.p2ikt",
     "jaxir.models.airnet",
+    "jaxir.models.mpmf_net",
 )
 
 
