@@ -24,6 +24,7 @@ _MODEL_MODULES = (
     "jaxir.models.p2ikt",
     "jaxir.models.airnet",
     "jaxir.models.mpmf_net",
+    "jaxir.models.da_rcot",
 )
 
 
