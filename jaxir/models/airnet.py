@@ -237,19 +237,25 @@ class DGRN(nn.Module):
 class AirNet(nn.Module):
     """`model(x)` restores x. In training (`train=True`, `mutable=['batch_stats', 'moco']`) it
     returns (restored, logits) with the InfoNCE logits of the query x against the key view
-    `x_key` (positive at index 0), as the official forward's (restored, logits, labels)."""
+    `x_key` (positive at index 0), as the official forward's (restored, logits, labels);
+    `restore=False` skips the restorer (the encoder pre-training stage): (None, logits)."""
 
     batch_size: int = 5  # sets the MoCo queue length K = 256 * batch_size
     in_channels: int = 3
+    # The restorer's size; the official hard-codes 5 groups of 5 blocks at 64 features (smaller ones for tests).
+    n_groups: int = 5
+    n_blocks: int = 5
+    n_feats: int = 64
     dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x_query, x_key=None, train: bool = False):
+    def __call__(self, x_query, x_key=None, train: bool = False, restore: bool = True):
         if x_query.shape[-1] != self.in_channels:
             raise ValueError(f"AirNet expects {self.in_channels} input channels, got {x_query.shape[-1]}")
         _, inter, logits = CBDE(self.batch_size, self.dtype, name="E")(x_query, x_key, train)
-        # The official encoder is the same ResNet width for every config (dim 256, inter 64 channels).
-        restored = DGRN(dtype=self.dtype, name="R")(x_query, inter)
+        if train and not restore:
+            return None, logits
+        restored = DGRN(self.n_groups, self.n_blocks, self.n_feats, dtype=self.dtype, name="R")(x_query, inter)
         if train:
             return restored, logits
         return restored
