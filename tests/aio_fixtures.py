@@ -11,7 +11,8 @@ from data_pipelines.sources import BundledPhotos
 from jaxir.train.data import register_source
 
 BUNDLED_AIO3 = "bundled_aio3"
-SYNTHETIC = {"derain": ({"name": "rain"},), "dehaze": ({"name": "haze"},)}
+SYNTHETIC = {"derain": ({"name": "rain"},), "dehaze": ({"name": "haze"},), "lowlight": ({"name": "low_light"},)}
+BUNDLED_WEATHER = "bundled_weather"
 
 
 def bundled_mixture(tasks=("denoise_15", "denoise_25", "denoise_50", "derain", "dehaze")) -> Mixture:
@@ -22,3 +23,4 @@ def bundled_mixture(tasks=("denoise_15", "denoise_25", "denoise_50", "derain", "
 
 
 register_source(BUNDLED_AIO3, bundled_mixture)
+register_source(BUNDLED_WEATHER, lambda: bundled_mixture(("derain", "dehaze", "lowlight")))
