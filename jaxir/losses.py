@@ -115,11 +115,10 @@ def resize_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
 
 
 def _resize_target(target: jax.Array, size, mode: str) -> jax.Array:
-    if tuple(size) == tuple(target.shape[1:3]):
-        return target
     if mode == "nearest":
-        # F.interpolate(scale_factor=s, mode='nearest') for an integer ratio: source index floor(i / s).
-        return interpolate_nearest(target, size[0] / target.shape[1])
+        # F.interpolate(scale_factor=s, mode='nearest'): source index floor(i / s).
+        same = tuple(size) == tuple(target.shape[1:3])
+        return target if same else interpolate_nearest(target, size[0] / target.shape[1])
     return resize_bilinear(target, *size)
 
 
