@@ -7,8 +7,9 @@ The loop (`jaxir.train`) never branches on a method; it asks the configured
   init_state(key, params, input_shape) the method's own state (e.g. a critic's parameters and optimizer
                                        state), saved in checkpoints as TrainState.method_state
   model_kwargs(inputs, key)            extra keyword arguments of the training forward
-  pre_update(...)                      an update of the method state before the model's (a critic step)
-  loss(outputs, target, batch, base_loss, method_state, key)  the training objective
+  pre_update(model, method_state, ...) an update of the method state before the model's (a critic step)
+  loss(outputs, target, batch, base_loss, method_state, key)  the training objective (batch['input'] holds
+                                       the model's input, synthesised or loaded)
   post_update(params)                  a parameter update after the optimizer's (a momentum encoder)
 Every hook runs inside the jitted train step.
 """
@@ -37,7 +38,7 @@ class TrainMethod:
     def model_kwargs(self, inputs: jax.Array, key: jax.Array) -> dict:
         return {}
 
-    def pre_update(self, method_state: Any, variables: dict, inputs: jax.Array, target: jax.Array,
+    def pre_update(self, model: Any, method_state: Any, variables: dict, inputs: jax.Array, target: jax.Array,
                    batch: Mapping[str, jax.Array], key: jax.Array, step: jax.Array) -> tuple[Any, dict]:
         return method_state, {}
 
@@ -55,6 +56,7 @@ Supervised = TrainMethod
 METHODS = {
     "supervised": "jaxir.methods:Supervised",
     "moco": "jaxir.methods.moco:AirNetMoCo",
+    "rcot": "jaxir.methods.ot:ResidualConditionedOT",
 }
 
 

@@ -73,7 +73,7 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
         collections.update(state.model_state)
         mutable = list(collections)
         method_state, method_metrics = method.pre_update(
-            state.method_state, {"params": state.params, **collections}, inputs, target, batch, method_key,
+            model, state.method_state, {"params": state.params, **collections}, inputs, target, batch, method_key,
             state.step)
         model_kwargs = method.model_kwargs(inputs, method_key)
 
@@ -81,7 +81,7 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
             out = model.apply({"params": params, **collections}, inputs, train=True, rngs={"dropout": dropout_key},
                               mutable=mutable or False, **model_kwargs)
             outputs, new_collections = out if mutable else (out, {})
-            loss, terms = method.loss(outputs, target, batch, loss_fn, method_state, method_key)
+            loss, terms = method.loss(outputs, target, {**batch, "input": inputs}, loss_fn, method_state, method_key)
             return loss.astype(jnp.float32), (terms, new_collections)
 
         (loss, (terms, new_collections)), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
