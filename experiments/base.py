@@ -27,6 +27,7 @@ def base_config() -> ml_collections.ConfigDict:
     })
     c.loss = ml_collections.ConfigDict({"terms": [{"name": "l1", "weight": 1.0}], "multiscale": "bilinear"})
     c.optim = ml_collections.ConfigDict({
+        "optimizer": "adamw", "rms_decay": 0.99,
         "lr": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "schedule": "cosine",
         "warmup_steps": 0, "min_lr": 0.0, "milestones": [], "gamma": 0.5, "clip_norm": 0.0, "ema_decay": 0.0,
         "steps_per_epoch": 0,  # > 0: the rate is held per epoch, as schedulers PyTorch steps once an epoch
@@ -37,4 +38,6 @@ def base_config() -> ml_collections.ConfigDict:
         "fsdp_min_size": 2**16, "nan_policy": "skip", "num_samples": 3,
     })
     c.eval = ml_collections.ConfigDict({"convention": None})
+    # A paper's training method (jaxir.methods), e.g. AirNet's MoCo stages.
+    c.method = ml_collections.ConfigDict({"name": "supervised", "kwargs": {}})
     return c

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxir.models.blocks import interpolate_bilinear
+from jaxir.models.blocks import interpolate_bilinear, interpolate_nearest
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -104,7 +104,7 @@ _TERMS: dict[str, tuple[Callable[..., LossFn], tuple[str, ...]]] = {
     "edge": (lambda eps=1e-3: lambda p, t: edge_loss(p, t, eps), ("eps",)),
 }
 LOSS_NAMES = tuple(_TERMS)
-MULTISCALE_MODES = ("bilinear",)
+MULTISCALE_MODES = ("bilinear", "nearest")
 
 
 def resize_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
@@ -112,6 +112,14 @@ def resize_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
     mode='bilinear', align_corners=False) (half-pixel centres, no
     antialiasing, also when downscaling)."""
     return interpolate_bilinear(x, (height, width))
+
+
+def _resize_target(target: jax.Array, size, mode: str) -> jax.Array:
+    if mode == "nearest":
+        # F.interpolate(scale_factor=s, mode='nearest'): source index floor(i / s).
+        same = tuple(size) == tuple(target.shape[1:3])
+        return target if same else interpolate_nearest(target, size[0] / target.shape[1])
+    return resize_bilinear(target, *size)
 
 
 def build_loss(
@@ -129,7 +137,8 @@ def build_loss(
       onesided; lpips: net).
     multiscale: how the target is brought to the size of each output when the
       model returns several (a list/tuple, coarse to fine): 'bilinear' =
-      `resize_bilinear`, as MIMO-UNet/ConvIR's F.interpolate(mode='bilinear').
+      `resize_bilinear`, as MIMO-UNet/ConvIR's F.interpolate(mode='bilinear');
+      'nearest' = F.interpolate's default nearest mode (MPMF-Net's INR target).
 
     Each term is summed over all outputs; the dict holds these unweighted
     sums (what MIMO-UNet/ConvIR log) and total = sum(weight * term).
@@ -164,7 +173,7 @@ def build_loss(
         # Losses in float32 whatever the compute dtype of the model.
         preds = [p.astype(jnp.float32) for p in preds]
         target = target.astype(jnp.float32)
-        targets = [resize_bilinear(target, *p.shape[1:3]) for p in preds]
+        targets = [_resize_target(target, p.shape[1:3], multiscale) for p in preds]
         values = {}
         total = jnp.zeros((), jnp.float32)
         for name, weight, fn, selected in built:

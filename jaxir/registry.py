@@ -22,6 +22,9 @@ _MODEL_MODULES = (
     "jaxir.models.restormer",
     "jaxir.models.stripformer",
     "jaxir.models.p2ikt",
+    "jaxir.models.airnet",
+    "jaxir.models.mpmf_net",
+    "jaxir.models.da_rcot",
 )
 
 

@@ -169,6 +169,15 @@ def test_build_loss_multiscale_matches_mimo_unet_recipe():
     assert float(total) == pytest.approx((l1 + 0.1 * ff).item(), rel=1e-5)
 
 
+def test_build_loss_nearest_multiscale_takes_every_fourth_pixel():
+    target = jnp.arange(2 * 8 * 8 * 3, dtype=jnp.float32).reshape(2, 8, 8, 3)
+    fn = losses.build_loss([{"name": "l1"}], multiscale="nearest")
+    total, _ = fn((target[:, ::4, ::4], target), target)  # F.interpolate(target, scale_factor=0.25)
+    assert float(total) == 0.0
+    total, _ = fn((target[:, 1::4, 1::4], target), target)
+    assert float(total) > 0
+
+
 def test_build_loss_resizes_target_to_each_output_shape(monkeypatch):
     seen = []
     original = losses.resize_bilinear
@@ -231,7 +240,7 @@ def test_build_loss_config_errors():
     with pytest.raises(ValueError, match="unknown options"):
         losses.build_loss([{"name": "l1", "eps": 1e-3}])
     with pytest.raises(ValueError, match="multiscale"):
-        losses.build_loss([{"name": "l1"}], multiscale="nearest")
+        losses.build_loss([{"name": "l1"}], multiscale="bicubic")
     with pytest.raises(ValueError, match="at least one"):
         losses.build_loss([])
 

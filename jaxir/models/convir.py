@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxir import registry
-from jaxir.models.blocks import PRECISION, BatchNorm2d, Conv2d, avg_pool, global_avg_pool, oihw_to_hwio
+from jaxir.models.blocks import (PRECISION, BatchNorm2d, Conv2d, avg_pool, global_avg_pool, oihw_to_hwio,
+                                 resize_bilinear_align_corners)
 from jaxir.models.mimo_blocks import BasicConv, check_image_input, input_pyramid
 
 Dtype = Any
@@ -53,31 +54,6 @@ def min_input_size(dilations: Sequence[int]) -> int:
     """
     need = max(4 * p * (d + 1) for p, d in zip(POOL_SIZES, dilations))
     return need + (-need) % PAD_MULTIPLE
-
-
-def _align_corners_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """(out, in) linear-interpolation weights with align_corners=True (source = i * (in-1)/(out-1))."""
-    scale = np.float32((in_size - 1) / (out_size - 1)) if out_size > 1 else np.float32(0.0)
-    src = np.arange(out_size, dtype=np.float32) * scale
-    lo = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
-    hi = np.minimum(lo + 1, in_size - 1)
-    frac = src - lo
-    weights = np.zeros((out_size, in_size), np.float32)
-    np.add.at(weights, (np.arange(out_size), lo), 1.0 - frac)
-    np.add.at(weights, (np.arange(out_size), hi), frac)
-    return weights
-
-
-def resize_bilinear_align_corners(x, size: tuple[int, int]):
-    """`F.interpolate(mode='bilinear', align_corners=True)` on NHWC: corners map onto corners.
-
-    Two small matrix products (rows, then columns): XLA compiles these several
-    times faster than the equivalent gathers, and a model has 30 such resizes.
-    """
-    rows = jnp.asarray(_align_corners_matrix(x.shape[1], size[0]), x.dtype)
-    cols = jnp.asarray(_align_corners_matrix(x.shape[2], size[1]), x.dtype)
-    y = jnp.einsum("oh,nhwc->nowc", rows, x, precision=PRECISION)
-    return jnp.einsum("pw,nowc->nopc", cols, y, precision=PRECISION)
 
 
 def _check_reflect_pad(x, pad: int, axes: Sequence[int], where: str) -> None:

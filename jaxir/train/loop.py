@@ -11,6 +11,7 @@ The config groups it reads (see experiments/nafnet_demo.py for a full example):
           compute_dtype ('float32'|'bfloat16'), param_sharding ('replicated'|'fsdp'),
           fsdp_min_size, nan_policy ('skip'|'halt'), num_samples
   eval:   convention (optional jaxir.metrics convention name)
+  method: name, kwargs (optional)              -> jaxir.methods.build_method (a paper's training method)
 """
 from __future__ import annotations
 
@@ -86,6 +87,12 @@ def init_input_shape(config, model, entry) -> tuple[int, int, int, int]:
     h, w = (crop, crop) if isinstance(crop, int) else tuple(crop)
     size = lambda s: max(s, entry.min_size) + (-max(s, entry.min_size)) % entry.pad_multiple  # noqa: E731
     return (1, size(h), size(w), input_channels(model))
+
+
+def _method(config):
+    from jaxir.methods import build_method
+
+    return build_method(config.get("method", None))
 
 
 def _degradation(config):
@@ -200,8 +207,11 @@ def _init_from(config, state: TrainState, shardings: TrainState, source: str) ->
     ema = jax.device_put(variables["params"], shardings.ema_params) if state.ema_params else state.ema_params
     batch_stats = (jax.device_put(variables["batch_stats"], shardings.batch_stats)
                    if variables.get("batch_stats") else state.batch_stats)
+    # Other model collections (e.g. a MoCo queue) continue from the source when it has them.
+    model_state = {k: jax.device_put(variables[k], shardings.model_state[k]) if k in variables else v
+                   for k, v in state.model_state.items()}
     _say(f"initialised from {path}")
-    return state.replace(params=params, ema_params=ema, batch_stats=batch_stats)
+    return state.replace(params=params, ema_params=ema, batch_stats=batch_stats, model_state=model_state)
 
 
 def _should(step: int, every: int, num_steps: int) -> bool:
@@ -233,18 +243,19 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
         shd.check_batch_size(int(global_batch), mesh)
     tx, schedule = make_optimizer(config.optim, num_steps)
     decay = ema_decay(config.optim)
+    method = _method(config)
     input_shape = init_input_shape(config, model, entry)
     state, shardings = create_sharded_state(
         model, tx, input_shape, seed, decay > 0, mesh,
         param_sharding=_train_option(config, "param_sharding", "replicated"),
-        fsdp_min_size=int(_train_option(config, "fsdp_min_size", 2**16)))
+        fsdp_min_size=int(_train_option(config, "fsdp_min_size", 2**16)), method=method)
 
     train_source = make_source(config.data.train, "train")
     train_iter = make_train_iterator(config.data, seed, train_source)
     checkpointer = _checkpointer(config, workdir)
     resumed = checkpointer.latest_step()
     if resumed is not None:
-        target = abstract_state(model, tx, input_shape, decay > 0, shardings, seed)
+        target = abstract_state(model, tx, input_shape, decay > 0, shardings, seed, method)
         state = checkpointer.restore(target, train_iter, resumed)
         _say(f"resumed from {checkpointer.directory} at step {resumed}")
     elif _train_option(config, "init_from", ""):
@@ -254,7 +265,7 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
 
     train_step = jit_train_step(
         make_train_step(model, _loss_fn(config), tx, schedule, ema_decay=decay, degradation=_degradation(config),
-                        task_degradations=task_degradations(train_source)),
+                        task_degradations=task_degradations(train_source), method=method),
         shardings, mesh)
     eval_step = _eval_step(config, model, entry, mesh)
     eval_dataset = make_eval_dataset(config.data, entry.pad_multiple)
@@ -324,10 +335,12 @@ def _restore_state(config, workdir: pathlib.Path, model, entry, which: str, mesh
         tx, _ = make_optimizer(config.optim, int(config.train.num_steps))
         use_ema = ema_decay(config.optim) > 0
         input_shape = init_input_shape(config, model, entry)
-        shardings = state_shardings(abstract_state(model, tx, input_shape, use_ema), tx, mesh,
+        method = _method(config)
+        shardings = state_shardings(abstract_state(model, tx, input_shape, use_ema, method=method), tx, mesh,
                                     _train_option(config, "param_sharding", "replicated"),
                                     int(_train_option(config, "fsdp_min_size", 2**16)))
-        return checkpointer.restore(abstract_state(model, tx, input_shape, use_ema, shardings), None, step)
+        return checkpointer.restore(abstract_state(model, tx, input_shape, use_ema, shardings, method=method),
+                                    None, step)
     finally:
         checkpointer.close()
 

@@ -1,7 +1,9 @@
 """Optimizer from `config.optim`: AdamW, learning-rate schedule, global-norm clipping, parameter EMA.
 
 Config keys (ml_collections.ConfigDict or dict):
-  lr, b1, b2, eps, weight_decay
+  optimizer: 'adamw' (default) or 'rmsprop' (torch.optim.RMSprop defaults: alpha = `rms_decay`
+             0.99, eps added outside the square root, no momentum; weight_decay unused)
+  lr, b1, b2, eps, weight_decay, rms_decay
   schedule: 'cosine' (linear warmup to lr, cosine decay to min_lr at the last step, as
             NAFNet/Restormer/ConvIR train), 'multistep' (lr * gamma**k after the k-th of
             `milestones`, as MIMO-UNet), 'cosine_restarts' (BasicSR's
@@ -25,6 +27,7 @@ import jax.numpy as jnp
 import optax
 
 SCHEDULES = ("cosine", "multistep", "cosine_restarts", "constant", "gradual_warmup_cosine")
+OPTIMIZERS = ("adamw", "rmsprop")
 
 
 def _get(cfg: Mapping[str, Any], key: str, default=None):
@@ -110,15 +113,22 @@ def _step_schedule(cfg: Mapping[str, Any], num_steps: int) -> optax.Schedule:
 
 
 def make_optimizer(cfg: Mapping[str, Any], num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """(clip-then-AdamW transformation, its schedule)."""
+    """(clip-then-AdamW (or RMSprop) transformation, its schedule)."""
     schedule = make_schedule(cfg, num_steps)
-    adamw = optax.adamw(
-        learning_rate=schedule,
-        b1=float(_get(cfg, "b1", 0.9)),
-        b2=float(_get(cfg, "b2", 0.999)),
-        eps=float(_get(cfg, "eps", 1e-8)),
-        weight_decay=float(_get(cfg, "weight_decay", 0.0)),
-    )
+    name = _get(cfg, "optimizer", "adamw")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optim.optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    if name == "rmsprop":
+        adamw = optax.rmsprop(schedule, decay=float(_get(cfg, "rms_decay", 0.99)), eps=float(_get(cfg, "eps", 1e-8)),
+                              eps_in_sqrt=False)
+    else:
+        adamw = optax.adamw(
+            learning_rate=schedule,
+            b1=float(_get(cfg, "b1", 0.9)),
+            b2=float(_get(cfg, "b2", 0.999)),
+            eps=float(_get(cfg, "eps", 1e-8)),
+            weight_decay=float(_get(cfg, "weight_decay", 0.0)),
+        )
     clip_norm = _get(cfg, "clip_norm", 0.0)
     if clip_norm:
         return optax.chain(optax.clip_by_global_norm(float(clip_norm)), adamw), schedule

@@ -50,34 +50,46 @@ def _select(accept: jax.Array, new: Any, old: Any) -> Any:
 def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, *, ema_decay: float = 0.0,
                     degradation: Sequence[Any] | None = None,
-                    task_degradations: Mapping[int, Any] | None = None):
+                    task_degradations: Mapping[int, Any] | None = None,
+                    method: Any = None):
     """`train_step(state, batch) -> (state, metrics)`.
 
     An update whose loss or gradients are not all finite is rejected: params,
-    optimizer state, EMA and batch statistics stay as they were, `rejected_steps`
-    grows by one and the metrics say which of the two was bad. `step` always
-    advances (it counts consumed batches).
+    optimizer state, EMA, batch statistics, model and method state stay as they were,
+    `rejected_steps` grows by one and the metrics say which of the two was bad. `step`
+    always advances (it counts consumed batches). `method` (jaxir.methods; default plain
+    supervised training) adds its forward arguments, objective and updates.
     """
+    from jaxir.methods import Supervised
+
+    method = method or Supervised()
 
     def train_step(state: TrainState, batch: dict[str, jax.Array]):
         target = batch["target"]
         inputs = degraded_input(batch, degradation, task_degradations)
         dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-        has_batch_stats = bool(state.batch_stats)
+        method_key = jax.random.fold_in(dropout_key, 1)
+        collections = {"batch_stats": state.batch_stats} if state.batch_stats else {}
+        collections.update(state.model_state)
+        mutable = list(collections)
+        method_state, method_metrics = method.pre_update(
+            model, state.method_state, {"params": state.params, **collections}, inputs, target, batch, method_key,
+            state.step)
+        model_kwargs = method.model_kwargs(inputs, method_key)
 
         def compute_loss(params):
-            variables = {"params": params}
-            if has_batch_stats:
-                variables["batch_stats"] = state.batch_stats
-            out = model.apply(variables, inputs, train=True, rngs={"dropout": dropout_key},
-                              mutable=["batch_stats"] if has_batch_stats else False)
-            outputs, new_stats = (out[0], out[1]["batch_stats"]) if has_batch_stats else (out, state.batch_stats)
-            loss, terms = loss_fn(outputs, target)
-            return loss.astype(jnp.float32), (terms, new_stats)
+            out = model.apply({"params": params, **collections}, inputs, train=True, rngs={"dropout": dropout_key},
+                              mutable=mutable or False, **model_kwargs)
+            outputs, new_collections = out if mutable else (out, {})
+            loss, terms = method.loss(outputs, target, {**batch, "input": inputs}, loss_fn, method_state, method_key)
+            return loss.astype(jnp.float32), (terms, new_collections)
 
-        (loss, (terms, new_stats)), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
+        (loss, (terms, new_collections)), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
         updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
-        new_params = optax.apply_updates(state.params, updates)
+        trainable = method.trainable(state.params)
+        if trainable is not None:  # frozen leaves: no update at all (weight decay included)
+            updates = jax.tree.map(lambda u, keep: u if keep else jnp.zeros_like(u), updates, trainable)
+        new_params = method.post_update(optax.apply_updates(state.params, updates))
         new_ema = update_ema(state.ema_params, new_params, ema_decay) if state.ema_params else state.ema_params
 
         loss_finite = jnp.isfinite(loss)
@@ -90,12 +102,15 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
             params=_select(accept, new_params, state.params),
             opt_state=_select(accept, new_opt_state, state.opt_state),
             ema_params=_select(accept, new_ema, state.ema_params),
-            batch_stats=_select(accept, new_stats, state.batch_stats),
+            batch_stats=_select(accept, new_collections.get("batch_stats", state.batch_stats), state.batch_stats),
+            model_state=_select(accept, {k: new_collections[k] for k in state.model_state}, state.model_state),
+            method_state=_select(accept, method_state, state.method_state),
             rejected_steps=rejected,
         )
         metrics = {
             "loss": loss,
             **{f"loss/{name}": value for name, value in terms.items()},
+            **method_metrics,
             "grad_norm": optax.tree.norm(grads),
             "lr": schedule(applied_updates),
             "loss_finite": loss_finite,
