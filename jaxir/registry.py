@@ -22,6 +22,9 @@ _MODEL_MODULES = (
     "jaxir.models.restormer",
     "jaxir.models.stripformer",
     "jaxir.models.p2ikt",
+    "jaxir.models.msbdn",
+    "jaxir.models.dcpt_classifier",
+    "jaxir.models.vlu_net",
 )
 
 
@@ -41,6 +44,9 @@ class ModelEntry:
     min_size: int = 1
     # The official file(s) the port follows; they tell apart task variants sharing a class name.
     official_file: str | tuple[str, ...] | None = None
+    # (module, golden NHWC input shapes) -> the input shapes this configuration takes, for models
+    # whose further inputs depend on the config (parameter counts of paper configs).
+    example_input_shapes: Callable[[nn.Module, list[tuple]], list[tuple]] | None = None
     description: str = ""
 
 
