@@ -36,6 +36,8 @@ def test_msbdn_counts_and_checks_its_input():
     # Each bottleneck residual block is two 3x3 convs at 256 channels and one PReLU slope.
     per_block = 2 * (256 * 256 * 9 + 256) + 1
     assert count_params(registry.build_model("msbdn", res_blocks=17), x) == 31_353_061 - per_block
+    # networks/MSBDN-RDFF.py, the 28.7M unified model of the ADMS table.
+    assert count_params(registry.build_model("msbdn", rdff=True), x) == 28_712_861
     with pytest.raises(ValueError, match="divisible by 16"):
         registry.build_model("msbdn", res_blocks=0).init(jax.random.key(0), jnp.zeros((1, 24, 24, 3)))
 

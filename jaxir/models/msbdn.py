@@ -110,10 +110,32 @@ class DenseFusion(nn.Module):
         return fusion
 
 
+class RDB(nn.Module):
+    """Residual dense block: 4 (3x3 conv + ReLU, concatenated) layers, a 1x1 conv back, plus the input."""
+
+    num_layers: int
+    growth: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        y = x
+        for i in range(self.num_layers):
+            conv = Conv2d(self.growth, 3, padding=1, use_bias=False, dtype=self.dtype, name=f"dense_layers_{i}")
+            y = jnp.concatenate([y, nn.relu(conv(y))], axis=-1)
+        return Conv2d(x.shape[-1], 1, use_bias=False, dtype=self.dtype, name="conv_1x1")(y) + x
+
+
 class MSBDN(nn.Module):
-    """The official `Net` (MSBDN-DFF v1-1); `res_blocks` residual blocks at the bottleneck."""
+    """The official `Net` of MSBDN-DFF v1-1; `rdff=True` is `Net` of networks/MSBDN-RDFF.py.
+
+    RDFF (the 28.7M model ADMS uses) fuses only the first half of the channels of
+    each level densely and passes the second half through a residual dense block.
+    `res_blocks` residual blocks at the bottleneck.
+    """
 
     res_blocks: int = 18
+    rdff: bool = False
     dtype: Dtype = jnp.float32
     img_channel: int = 3
 
@@ -124,7 +146,7 @@ class MSBDN(nn.Module):
         if x.shape[1] % 16 or x.shape[2] % 16:
             raise ValueError(f"MSBDN needs H and W divisible by 16 (four 2x downsamplings), got "
                              f"{x.shape[1]}x{x.shape[2]}; pad the input (registry pad_multiple=16)")
-        dt = self.dtype
+        dt, rdff = self.dtype, self.rdff
         x = x.astype(dt)
 
         def dense(h, name):
@@ -133,27 +155,40 @@ class MSBDN(nn.Module):
                 y = ResidualBlock(dt, name=f"{name}_{i}")(y)
             return y
 
+        def half(h):
+            c = h.shape[-1] // 2
+            return (h[..., :c], h[..., c:]) if rdff else (h, None)
+
+        def fuse(h, num_ft, encoder, memory, fusion_name, rdb_name):
+            """Dense fusion of (the first half of) h; RDFF's residual dense block on the second half."""
+            first, second = half(h)
+            first = DenseFusion(first.shape[-1], num_ft, encoder, dt, name=fusion_name)(first, memory)
+            if not rdff:
+                return first, first
+            second = RDB(4, second.shape[-1], dt, name=rdb_name)(second)
+            return jnp.concatenate([first, second], axis=-1), first
+
         res1x = ConvLayer(16, 11, dtype=dt, name="conv_input")(x)
-        memory = [res1x]
+        memory = [half(res1x)[0]]
         x = dense(res1x, "dense0") + res1x
         levels = []
         h = x
         for level, width in enumerate((32, 64, 128), start=1):
             h = ConvLayer(width, 3, 2, dtype=dt, name=f"conv{2 ** level}x")(h)
-            h = DenseFusion(width, level + 1, True, dt, name=f"fusion{level}")(h, memory)
-            memory.append(h)
+            h, fused = fuse(h, level + 1, True, memory, f"fusion{level}", f"conv{level}")
+            memory.append(fused)
             h = dense(h, f"dense{level}") + h
             levels.append(h)
         res2x, res4x, res8x = levels
         res16x = ConvLayer(256, 3, 2, dtype=dt, name="conv16x")(res8x)
-        res16x = DenseFusion(256, 5, True, dt, name="fusion4")(res16x, memory)
+        res16x, _ = fuse(res16x, 5, True, memory, "fusion4", "conv4")
 
         in_ft = res16x * 2
         y = in_ft
         for i in range(self.res_blocks):
             y = ResidualBlock(dt, name=f"dehaze_{i}")(y)
         h = y + in_ft - res16x
-        memory_up = [h]
+        memory_up = [half(h)[0]]
         skips = (res8x, res4x, res2x, x)
         for k, (width, skip) in enumerate(zip((128, 64, 32, 16), skips)):
             scale = 16 // 2 ** k
@@ -161,8 +196,8 @@ class MSBDN(nn.Module):
             up = interpolate_bilinear(up, size=skip.shape[1:3])
             h = up + skip
             h = dense(h, f"dense_{4 - k}") + h - up
-            h = DenseFusion(width, k + 2, False, dt, name=f"fusion_{4 - k}")(h, memory_up)
-            memory_up.append(h)
+            h, fused = fuse(h, k + 2, False, memory_up, f"fusion_{4 - k}", f"conv_{4 - k}")
+            memory_up.append(fused)
         out = ConvLayer(3, 3, dtype=dt, name="conv_output")(h)
         return out.astype(jnp.float32)
 
@@ -184,7 +219,9 @@ def build_msbdn(**kwargs) -> MSBDN:
 
 _REPO = "BookerDeWitt/MSBDN-DFF"
 # The bottleneck blocks are `dehaze.res{i}` (Sequential.add_module names) in the official state dict.
-_HOOKS = ConvertHooks(renames=((r"^dehaze\.res(\d+)\.", r"dehaze.\1."),))
+# RDFF's `make_dense` wrappers hold a single `conv`; jaxir names the conv after the wrapper.
+_HOOKS = ConvertHooks(renames=((r"^dehaze\.res(\d+)\.", r"dehaze.\1."),
+                               (r"\.dense_layers\.(\d+)\.conv\.", r".dense_layers.\1.")))
 
 registry.register_model(registry.ModelEntry(
     name="msbdn",
