@@ -1,0 +1,1 @@
+"""Training methods that wrap any model (ADMS, DCPT, ...); above models, below train."""
