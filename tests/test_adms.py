@@ -139,3 +139,82 @@ def test_parameter_counts_of_the_paper_table(name, kwargs, um_count, ads_million
     ads = adms.ADSModel(base, adms.budget_selections(shapes, 3, 0.03), 3)
     count = count_params(ads, x)
     assert round(count / 1e6, 1) == ads_millions, count
+
+
+# --- through the shared loop -------------------------------------------------------------------------
+
+TINY_NAFNET = {"width": 8, "enc_blk_nums": [1], "middle_blk_num": 1, "dec_blk_nums": [1]}
+RAIN_BLUR_NOISE = [
+    {"name": "rain", "degradation": [{"name": "rain"}]},
+    {"name": "blur", "degradation": [{"name": "motion_blur", "kernel_size": 9}]},
+    {"name": "noise", "degradation": [{"name": "gaussian_noise", "sigma": 25 / 255}]},
+]
+
+
+def _stage_config(stage, tasks=RAIN_BLUR_NOISE, steps=2):
+    from experiments.base import base_config
+
+    config = base_config()
+    config.model.name = "nafnet"
+    config.model.kwargs = TINY_NAFNET
+    config.data.train = {"source": "task_mixture", "kwargs": {"tasks": tasks}}
+    config.data.eval = None
+    config.data.crop_size = 32
+    config.data.batch_size = 8
+    config.optim.update({"lr": 1e-3, "schedule": "constant"})
+    config.train.update({"num_steps": steps, "log_every": 1, "ckpt_every": steps, "eval_every": 0})
+    if stage == "dc":
+        config.method.name = "jaxir.methods.adms:classifier"
+        config.method.kwargs = {"num_classes": 3}
+        config.loss.terms = [{"name": "cross_entropy"}]
+        config.loss.target = "task"
+    return config
+
+
+@pytest.mark.slow
+def test_ads_stage_trains_through_the_loop(tmp_path):
+    from jaxir.train.loop import load_inference_variables, train
+
+    base = registry.build_model("nafnet", **TINY_NAFNET)
+    shapes = jax.eval_shape(lambda: base.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))["params"]
+    selections_file = tmp_path / "selections.json"
+    adms.save_selections(selections_file, adms.budget_selections(shapes, 3, 0.1))
+    config = _stage_config("ads")
+    config.method.name = "jaxir.methods.adms:ads"
+    config.method.kwargs = {"selections_file": str(selections_file), "num_degradations": 3}
+    metrics = train(config, tmp_path / "ads")
+    assert metrics["rejected_steps"] == 0 and np.isfinite(metrics["train_loss"])
+    params = load_inference_variables(config, tmp_path / "ads")["params"]
+    assert set(params) == {"um", "extra", "dc"}
+    # The extra kernels start at zero and learn.
+    assert max(float(np.abs(a).max()) for a in jax.tree_util.tree_leaves(params["extra"])) > 0
+
+
+@pytest.mark.slow
+def test_adms_pipeline_through_the_loop(tmp_path):
+    """UM -> fine-tuned target -> DC -> FAIG masks and ADS initial weights -> ADS, each stage through `train`."""
+    from jaxir.io import load_weights
+    from jaxir.train.loop import train
+
+    um = _stage_config("um")
+    train(um, tmp_path / "um")
+    finetune = _stage_config("um", tasks=RAIN_BLUR_NOISE[:1], steps=4)
+    finetune.train.init_from = str(tmp_path / "um")
+    train(finetune, tmp_path / "ft_rain")
+    dc = _stage_config("dc")
+    assert np.isfinite(train(dc, tmp_path / "dc")["train_loss"])
+    selections_file, weights_file = adms.prepare_ads(
+        um, tmp_path / "um", [tmp_path / "ft_rain"] * 3, dc, tmp_path / "dc", tmp_path / "ads_prep",
+        q=0.05, num_points=4, images_per_task=2)
+    selections = adms.load_selections(selections_file)
+    _, _, variables = load_weights(weights_file)
+    assert set(variables["params"]) == {"um", "extra", "dc"}
+    kernels = adms.conv_kernels(variables["params"]["um"])
+    assert {p for p, _ in selections} == set(kernels)
+    for path, per_degradation in selections:
+        assert all(len(idx) == round(0.05 * kernels[path].shape[-1]) for idx in per_degradation)
+    ads_config = _stage_config("ads")
+    ads_config.method.name = "jaxir.methods.adms:ads"
+    ads_config.method.kwargs = {"selections_file": selections_file, "num_degradations": 3}
+    ads_config.train.init_from = weights_file
+    assert np.isfinite(train(ads_config, tmp_path / "ads")["train_loss"])

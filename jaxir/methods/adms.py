@@ -247,3 +247,89 @@ def build_ads(base: nn.Module, um_params: Any, finetuned: Sequence[Any], inputs_
 
 def _apply_params(base, params, x):
     return base.apply({"params": params}, x, train=False)
+
+
+# ---------------------------------------------------------------------------
+# The stages through the shared loop (config.method) and the step between them.
+
+
+def classifier(model: nn.Module, num_classes: int = 3, widths: Sequence[int] = (32, 64, 128, 128)) -> nn.Module:
+    """`config.method` of the DC stage: the degradation classifier alone (loss.target='task', cross_entropy)."""
+    del model  # the DC reads the image only
+    return DegradationClassifier(int(num_classes), tuple(int(w) for w in widths))
+
+
+def ads(model: nn.Module, selections_file: str, num_degradations: int = 3,
+        dc_widths: Sequence[int] = (32, 64, 128, 128)) -> nn.Module:
+    """`config.method` of the ADS stage: CNN-ADS around the configured (UM) model."""
+    return ADSModel(model, load_selections(selections_file), int(num_degradations), tuple(int(w) for w in dc_widths))
+
+
+def save_selections(path, selections: Selections) -> None:
+    import json
+    import pathlib
+
+    data = [{"path": list(p), "filters": [list(i) for i in per_d]} for p, per_d in selections]
+    pathlib.Path(path).write_text(json.dumps(data))
+
+
+def load_selections(path) -> Selections:
+    import json
+    import pathlib
+
+    data = json.loads(pathlib.Path(path).expanduser().read_text())
+    return tuple((tuple(item["path"]), tuple(tuple(int(i) for i in f) for f in item["filters"])) for item in data)
+
+
+def _inputs_per_task(config, num_tasks: int, images_per_task: int, seed: int = 0):
+    """Degraded inputs and clean targets of each task, drawn from `config`'s training mixture."""
+    from jaxir.train.data import make_source, make_train_iterator, task_degradations
+    from jaxir.train.step import degraded_input
+
+    source = make_source(config.data.train, "train")
+    iterator = make_train_iterator(config.data, seed, source)
+    synth = task_degradations(source)
+    inputs, targets = [[] for _ in range(num_tasks)], [[] for _ in range(num_tasks)]
+    for _ in range(1000):
+        if all(len(x) >= images_per_task for x in inputs):
+            break
+        batch = next(iterator)
+        degraded = np.asarray(degraded_input({k: jnp.asarray(v) for k, v in batch.items()}, None, synth))
+        for i, task in enumerate(np.asarray(batch["task"])):
+            if task < num_tasks and len(inputs[task]) < images_per_task:
+                inputs[task].append(degraded[i])
+                targets[task].append(np.asarray(batch["target"][i]))
+    if not all(inputs):
+        raise ValueError("the training mixture gave no images for some task")
+    return [np.stack(x) for x in inputs], [np.stack(y) for y in targets]
+
+
+def prepare_ads(um_config, um_workdir, finetune_workdirs: Sequence[str], dc_config, dc_workdir, out_dir,
+                q: float = 0.03, scope: str = "layer", num_points: int = 20, chunk: int | None = 4,
+                images_per_task: int = 8) -> tuple[str, str]:
+    """Between the loop's stages: FAIG-SD of each fine-tuned model against the UM on its own degradation
+    (inputs from the UM config's mixture, task d = degradation d), masks, and the ADS stage's initial
+    weights (θ_um, extra kernels θ_ft,d − θ_um on the masks, the trained DC). Writes
+    `selections.json` and `ads_init.msgpack` in `out_dir`; returns their paths."""
+    import pathlib
+
+    from jaxir.io import save_weights
+    from jaxir.train.loop import build_model, load_inference_variables
+
+    out = pathlib.Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    base, _ = build_model(um_config)
+    um = load_inference_variables(um_config, um_workdir)["params"]
+    finetuned = [load_inference_variables(um_config, w)["params"] for w in finetune_workdirs]
+    inputs, targets = _inputs_per_task(um_config, len(finetuned), images_per_task)
+    _, selections, init = build_ads(base, um, finetuned, inputs, targets, q, scope, num_points, chunk)
+    init["dc"] = load_inference_variables(dc_config, dc_workdir)["params"]
+    selections_file, weights_file = out / "selections.json", out / "ads_init.msgpack"
+    save_selections(selections_file, selections)
+    kwargs = um_config.model.get("kwargs", {})
+    save_weights(weights_file, um_config.model.name, dict(_plain(kwargs)), {"params": init})
+    return str(selections_file), str(weights_file)
+
+
+def _plain(value):
+    return value.to_dict() if hasattr(value, "to_dict") else value

@@ -4,12 +4,15 @@ The config groups it reads (see experiments/nafnet_demo.py for a full example):
   model:  name, kwargs                         -> registry.build_model(name, **kwargs, dtype=compute_dtype)
   data:   train, eval ({'source', 'kwargs'}), crop_size, batch_size (global), degradation,
           workers, eval_batch_size, eval_seed, augment
-  loss:   terms, multiscale                     -> jaxir.losses.build_loss
+  loss:   terms, multiscale, target (the batch key the loss compares with; 'task' for classifiers)
+                                                -> jaxir.losses.build_loss
+  method: name ('package.module:function'), kwargs  -> wraps the model (see build_model)
   optim:  lr, b1, b2, weight_decay, schedule, warmup_steps, min_lr, milestones, gamma,
           clip_norm, ema_decay                  -> jaxir.train.optim
   train:  num_steps, seed, log_every, eval_every, ckpt_every, keep_checkpoints,
           compute_dtype ('float32'|'bfloat16'), param_sharding ('replicated'|'fsdp'),
-          fsdp_min_size, nan_policy ('skip'|'halt'), num_samples
+          fsdp_min_size, nan_policy ('skip'|'halt'), num_samples,
+          init_from (workdir or weights), init_from_config, init_from_subtree
   eval:   convention (optional jaxir.metrics convention name)
 """
 from __future__ import annotations
@@ -61,14 +64,40 @@ def _train_option(config, key: str, default):
 
 
 def build_model(config, compute_dtype=jnp.float32):
-    """The configured model and its registry entry (pad multiple, minimum size)."""
+    """The configured model and its registry entry (pad multiple, minimum size).
+
+    `config.method` ({'name': 'package.module:function', 'kwargs': {...}}), when set,
+    names a training method that builds the module actually trained from the
+    configured model: `function(model, **kwargs) -> nn.Module` (e.g. ADMS's ADS
+    wrapper, DCPT's encoder + classifier). The loop never branches on the method.
+    """
     from jaxir import registry
 
     kwargs = config.model.get("kwargs", {})
     kwargs = dict(kwargs.to_dict() if hasattr(kwargs, "to_dict") else kwargs)
     if "dtype" in kwargs:
         raise ValueError("set the compute dtype with config.train.compute_dtype, not config.model.kwargs.dtype")
-    return registry.build_model(config.model.name, **kwargs, dtype=compute_dtype), registry.get_entry(config.model.name)
+    model = registry.build_model(config.model.name, **kwargs, dtype=compute_dtype)
+    method = config.get("method", None)
+    if method and method.get("name"):
+        model = _method_function(method["name"])(model, **dict(_plain(method.get("kwargs", {})) or {}))
+    return model, registry.get_entry(config.model.name)
+
+
+def _plain(value):
+    return value.to_dict() if hasattr(value, "to_dict") else value
+
+
+def _method_function(name: str):
+    import importlib
+
+    module_name, _, function = name.partition(":")
+    if not function:
+        raise ValueError(f"config.method.name must be 'package.module:function', got {name!r}")
+    try:
+        return getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"config.method.name: cannot load {name!r}: {err}") from None
 
 
 def compute_dtype(config):
@@ -190,9 +219,23 @@ def _init_from(config, state: TrainState, shardings: TrainState, source: str) ->
         if name != config.model.name:
             raise ValueError(f"train.init_from: {path} holds a {name!r} model, the config trains {config.model.name!r}")
     elif path.is_dir():
-        variables = load_inference_variables(config, path)
+        # A workdir trained by another config (e.g. a pre-training stage) is read with that config.
+        source_config = _train_option(config, "init_from_config", "")
+        if source_config:
+            from jaxir.config import load_config
+
+            source_config = load_config(source_config)
+        variables = load_inference_variables(source_config or config, path)
     else:
         raise FileNotFoundError(f"train.init_from: no workdir or weights file at {path}")
+    subtree = _train_option(config, "init_from_subtree", "")
+    if subtree:  # e.g. the restoration network inside a pre-training wrapper
+        try:
+            variables = {collection: tree[subtree] for collection, tree in variables.items() if subtree in tree}
+        except TypeError:
+            variables = {}
+        if "params" not in variables:
+            raise ValueError(f"train.init_from_subtree: no {subtree!r} in the parameters of {path}")
     expected = jax.tree_util.tree_structure(state.params)
     if jax.tree_util.tree_structure(variables["params"]) != expected:
         raise ValueError(f"train.init_from: the parameters in {path} do not fit the configured model")
@@ -254,7 +297,8 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
 
     train_step = jit_train_step(
         make_train_step(model, _loss_fn(config), tx, schedule, ema_decay=decay, degradation=_degradation(config),
-                        task_degradations=task_degradations(train_source)),
+                        task_degradations=task_degradations(train_source),
+                        target_key=config.loss.get("target", None) or "target"),
         shardings, mesh)
     eval_step = _eval_step(config, model, entry, mesh)
     eval_dataset = make_eval_dataset(config.data, entry.pad_multiple)

@@ -50,8 +50,11 @@ def _select(accept: jax.Array, new: Any, old: Any) -> Any:
 def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, *, ema_decay: float = 0.0,
                     degradation: Sequence[Any] | None = None,
-                    task_degradations: Mapping[int, Any] | None = None):
+                    task_degradations: Mapping[int, Any] | None = None, target_key: str = "target"):
     """`train_step(state, batch) -> (state, metrics)`.
+
+    The loss compares the model's outputs with `batch[target_key]` (the clean image,
+    or the 'task' label for a degradation classifier).
 
     An update whose loss or gradients are not all finite is rejected: params,
     optimizer state, EMA and batch statistics stay as they were, `rejected_steps`
@@ -60,7 +63,7 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
     """
 
     def train_step(state: TrainState, batch: dict[str, jax.Array]):
-        target = batch["target"]
+        target = batch[target_key]
         inputs = degraded_input(batch, degradation, task_degradations)
         dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         has_batch_stats = bool(state.batch_stats)
