@@ -47,6 +47,9 @@ class ModelEntry:
     # (module, golden NHWC input shapes) -> the input shapes this configuration takes, for models
     # whose further inputs depend on the config (parameter counts of paper configs).
     example_input_shapes: Callable[[nn.Module, list[tuple]], list[tuple]] | None = None
+    # module -> names of the submodules whose outputs are the encoder's features, shallow to deep
+    # (one per level); methods that read an encoder (DCPT) tap these.
+    encoder_taps: Callable[[nn.Module], tuple[str, ...]] | None = None
     description: str = ""
 
 

@@ -253,13 +253,14 @@ def _apply_params(base, params, x):
 # The stages through the shared loop (config.method) and the step between them.
 
 
-def classifier(model: nn.Module, num_classes: int = 3, widths: Sequence[int] = (32, 64, 128, 128)) -> nn.Module:
+def classifier(model: nn.Module, entry=None, num_classes: int = 3,
+               widths: Sequence[int] = (32, 64, 128, 128)) -> nn.Module:
     """`config.method` of the DC stage: the degradation classifier alone (loss.target='task', cross_entropy)."""
-    del model  # the DC reads the image only
+    del model, entry  # the DC reads the image only
     return DegradationClassifier(int(num_classes), tuple(int(w) for w in widths))
 
 
-def ads(model: nn.Module, selections_file: str, num_degradations: int = 3,
+def ads(model: nn.Module, entry=None, selections_file: str = "", num_degradations: int = 3,
         dc_widths: Sequence[int] = (32, 64, 128, 128)) -> nn.Module:
     """`config.method` of the ADS stage: CNN-ADS around the configured (UM) model."""
     return ADSModel(model, load_selections(selections_file), int(num_degradations), tuple(int(w) for w in dc_widths))

@@ -68,7 +68,7 @@ def build_model(config, compute_dtype=jnp.float32):
 
     `config.method` ({'name': 'package.module:function', 'kwargs': {...}}), when set,
     names a training method that builds the module actually trained from the
-    configured model: `function(model, **kwargs) -> nn.Module` (e.g. ADMS's ADS
+    configured model: `function(model, entry, **kwargs) -> nn.Module` (e.g. ADMS's ADS
     wrapper, DCPT's encoder + classifier). The loop never branches on the method.
     """
     from jaxir import registry
@@ -78,10 +78,11 @@ def build_model(config, compute_dtype=jnp.float32):
     if "dtype" in kwargs:
         raise ValueError("set the compute dtype with config.train.compute_dtype, not config.model.kwargs.dtype")
     model = registry.build_model(config.model.name, **kwargs, dtype=compute_dtype)
+    entry = registry.get_entry(config.model.name)
     method = config.get("method", None)
     if method and method.get("name"):
-        model = _method_function(method["name"])(model, **dict(_plain(method.get("kwargs", {})) or {}))
-    return model, registry.get_entry(config.model.name)
+        model = _method_function(method["name"])(model, entry, **dict(_plain(method.get("kwargs", {})) or {}))
+    return model, entry
 
 
 def _plain(value):
