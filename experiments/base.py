@@ -25,7 +25,8 @@ def base_config() -> ml_collections.ConfigDict:
         "train": None, "eval": None, "crop_size": 256, "batch_size": 8, "augment": augment,
         "degradation": None, "workers": 0, "eval_batch_size": 1, "eval_seed": 0,
     })
-    c.loss = ml_collections.ConfigDict({"terms": [{"name": "l1", "weight": 1.0}], "multiscale": "bilinear"})
+    c.loss = ml_collections.ConfigDict({"terms": [{"name": "l1", "weight": 1.0}], "multiscale": "bilinear",
+                                        "target": "target"})
     c.optim = ml_collections.ConfigDict({
         "optimizer": "adamw", "rms_decay": 0.99,
         "lr": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "schedule": "cosine",
@@ -36,8 +37,10 @@ def base_config() -> ml_collections.ConfigDict:
         "num_steps": 1000, "seed": 0, "log_every": 100, "eval_every": 0, "ckpt_every": 1000,
         "keep_checkpoints": 2, "compute_dtype": "float32", "param_sharding": "replicated",
         "fsdp_min_size": 2**16, "nan_policy": "skip", "num_samples": 3,
+        "init_from": "", "init_from_config": "", "init_from_subtree": "",
     })
     c.eval = ml_collections.ConfigDict({"convention": None})
-    # A paper's training method (jaxir.methods), e.g. AirNet's MoCo stages.
+    # A paper's training method (jaxir.methods): a registered name (AirNet's MoCo stages, DA-RCOT's OT) or
+    # 'package.module:function' building the trained module from the model (ADMS, DCPT).
     c.method = ml_collections.ConfigDict({"name": "supervised", "kwargs": {}})
     return c

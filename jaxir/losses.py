@@ -15,6 +15,8 @@ batch, matching the PyTorch reductions of the official training code:
   lpips        mean LPIPS v0.1 distance (see jaxir.metrics.lpips)
   edge         Charbonnier between one-level Laplacian-pyramid residuals
                (MPRNet's EdgeLoss, used by Stripformer with weight 0.05)
+  cross_entropy  softmax cross-entropy of logits and integer labels
+               (nn.CrossEntropyLoss; degradation classifiers, with loss.target='task')
 """
 from __future__ import annotations
 
@@ -86,6 +88,14 @@ def fft_loss(pred: jax.Array, target: jax.Array,
     return 0.5 * (jnp.mean(jnp.abs(diff.real)) + jnp.mean(jnp.abs(diff.imag)))
 
 
+def cross_entropy_loss(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
+    """nn.CrossEntropyLoss of (B, K) logits and integer labels (a degradation classifier's 'task')."""
+    k = logits.shape[-1]
+    onehot = jax.nn.one_hot(labels.astype(jnp.int32), k)
+    onehot = onehot * (1.0 - label_smoothing) + label_smoothing / k
+    return jnp.mean(-jnp.sum(onehot * jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), axis=-1))
+
+
 def _make_lpips(net: str = "alex") -> LossFn:
     from jaxir.metrics.lpips import LPIPS  # loads weights only when used
     return LPIPS(net).loss
@@ -102,6 +112,8 @@ _TERMS: dict[str, tuple[Callable[..., LossFn], tuple[str, ...]]] = {
             ("onesided", "modulus")),
     "lpips": (_make_lpips, ("net",)),
     "edge": (lambda eps=1e-3: lambda p, t: edge_loss(p, t, eps), ("eps",)),
+    "cross_entropy": (lambda label_smoothing=0.0: lambda p, t: cross_entropy_loss(p, t, label_smoothing),
+                      ("label_smoothing",)),
 }
 LOSS_NAMES = tuple(_TERMS)
 MULTISCALE_MODES = ("bilinear", "nearest")
@@ -173,7 +185,9 @@ def build_loss(
         # Losses in float32 whatever the compute dtype of the model.
         preds = [p.astype(jnp.float32) for p in preds]
         target = target.astype(jnp.float32)
-        targets = [_resize_target(target, p.shape[1:3], multiscale) for p in preds]
+        # Image targets follow each output's size; labels (classifiers) are used as they are.
+        targets = [_resize_target(target, p.shape[1:3], multiscale) if p.ndim == 4 and target.ndim == 4 else target
+                   for p in preds]
         values = {}
         total = jnp.zeros((), jnp.float32)
         for name, weight, fn, selected in built:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import re
 from typing import Any, Sequence
 
 import jax
@@ -94,9 +95,9 @@ def flatten_outputs(outputs: Any) -> list:
     return [outputs]
 
 
-def count_params(model, *example_inputs) -> int:
+def count_params(model, *example_inputs, **example_kwargs) -> int:
     """Trainable parameters (the `params` collection), traced abstractly: no memory for big configs."""
-    shapes = jax.eval_shape(lambda *x: model.init(jax.random.key(0), *x), *example_inputs)
+    shapes = jax.eval_shape(lambda x, k: model.init(jax.random.key(0), *x, **k), example_inputs, example_kwargs)
     return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes.get("params", {}))))
 
 
@@ -109,11 +110,59 @@ def golden_state_dict(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k[len("sd/"):]: v for k, v in arrays.items() if k.startswith("sd/")}
 
 
+def group_inputs(meta: dict, flat: Sequence[Any]) -> tuple[list, dict]:
+    """The flat golden inputs arranged as the sidecar's `forward` passed them: (args, kwargs).
+
+    `model(input, [input_1, input_2])` gives args [input, (input_1, input_2)] (a list
+    argument becomes a tuple); `model(input, context=input_1)` gives kwargs {'context': ...}.
+    Without a parsable `forward` every input is positional.
+    """
+    names = ["input"] + [f"input_{i}" for i in range(1, len(flat))]
+    by_name = dict(zip(names, flat))
+    match = re.fullmatch(r"\s*model\((.*)\)\s*", meta.get("forward", "").split(";")[0].strip())
+    if not match:
+        return list(flat), {}
+    args, kwargs = [], {}
+    for part in _split_top_level(match.group(1)):
+        key, _, value = part.rpartition("=") if re.match(r"^\w+\s*=", part) else ("", "", part)
+        value = value.strip()
+        if value.startswith("[") or value.startswith("("):
+            item = tuple(by_name[v.strip()] for v in _split_top_level(value[1:-1]))
+        elif value in by_name:
+            item = by_name[value]
+        else:
+            return list(flat), {}  # a forward we cannot read: fall back to positional inputs
+        if key:
+            kwargs[key.strip()] = item
+        else:
+            args.append(item)
+    return args, kwargs
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "[("
+        depth -= char in "])"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _abstract(tree):
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.float32), tree)
+
+
 def load_official_variables(meta: dict, state_dict: dict[str, np.ndarray], example_inputs: Sequence[np.ndarray]):
     """(entry, model, variables) for an official class + kwargs + state dict."""
     entry, model = registry.build_official(meta["repo"], meta["class"], meta.get("kwargs", {}), meta.get("file"))
-    abstract = [jax.ShapeDtypeStruct(x.shape, jnp.float32) for x in example_inputs]
-    variables = convert_state_dict(state_dict, model, *abstract, hooks=entry.convert_hooks)
+    args, kwargs = group_inputs(meta, [_abstract(x) for x in example_inputs])
+    variables = convert_state_dict(state_dict, model, *args, hooks=entry.convert_hooks, **kwargs)
     return entry, model, variables
 
 
@@ -121,7 +170,8 @@ def check_parity(path: str | pathlib.Path, atol: float = ATOL, rtol: float = RTO
     meta, arrays = load_golden(path)
     inputs = golden_inputs(meta, arrays)
     entry, model, variables = load_official_variables(meta, golden_state_dict(arrays), inputs)
-    outputs = flatten_outputs(jax.jit(lambda v, *x: model.apply(v, *x, train=False))(variables, *inputs))
+    args, kwargs = group_inputs(meta, inputs)
+    outputs = flatten_outputs(jax.jit(lambda v, a, k: model.apply(v, *a, train=False, **k))(variables, args, kwargs))
     expected_names = sorted((k for k in arrays if k.startswith("output_")), key=lambda k: int(k.split("_")[1]))
     if len(outputs) != len(expected_names):
         raise ValueError(f"{meta['model_id']}: jaxir model gives {len(outputs)} outputs, official {len(expected_names)}")
@@ -139,12 +189,13 @@ def check_parity(path: str | pathlib.Path, atol: float = ATOL, rtol: float = RTO
         ok = bool(np.all(err <= atol + rtol * np.abs(want)))
         reports.append(OutputReport(index, want.shape, float(err.max()), max_rel, ok))
 
-    param_count = count_params(model, *inputs)
+    param_count = count_params(model, *args, **kwargs)
     paper_counts = {}
     for name, config in meta.get("paper_configs", {}).items():
-        _, paper_model = registry.build_official(meta["repo"], meta["class"], config["kwargs"], meta.get("file"))
-        abstract = _example_inputs_for(paper_model, inputs)
-        paper_counts[name] = (count_params(paper_model, *abstract), int(config["param_count"]))
+        paper_entry, paper_model = registry.build_official(meta["repo"], meta["class"], config["kwargs"],
+                                                           meta.get("file"))
+        p_args, p_kwargs = group_inputs(meta, _example_inputs_for(paper_entry, paper_model, inputs))
+        paper_counts[name] = (count_params(paper_model, *p_args, **p_kwargs), int(config["param_count"]))
     return ParityReport(meta["model_id"], entry.name, reports, param_count, int(meta["param_count"]), paper_counts)
 
 
@@ -160,8 +211,14 @@ def input_channels(model) -> int:
     return 3
 
 
-def _example_inputs_for(model, inputs: Sequence[np.ndarray]) -> list:
-    """Abstract inputs shaped like the golden ones, with the first input's channels set by the model's config."""
-    shapes = [list(x.shape) for x in inputs]
-    shapes[0][-1] = input_channels(model)
-    return [jax.ShapeDtypeStruct(tuple(s), jnp.float32) for s in shapes]
+def _example_inputs_for(entry, model, inputs: Sequence[np.ndarray]) -> list:
+    """Abstract inputs shaped like the golden ones, with the first input's channels set by the model's config.
+
+    A model whose further inputs depend on its config (encoder features of a
+    configured width) declares `example_input_shapes` in its registry entry.
+    """
+    shapes = [tuple(x.shape) for x in inputs]
+    shapes[0] = (*shapes[0][:-1], input_channels(model))
+    if entry.example_input_shapes is not None:
+        shapes = [tuple(s) for s in entry.example_input_shapes(model, shapes)]
+    return [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes]

@@ -25,6 +25,9 @@ _MODEL_MODULES = (
     "jaxir.models.airnet",
     "jaxir.models.mpmf_net",
     "jaxir.models.da_rcot",
+    "jaxir.models.msbdn",
+    "jaxir.models.dcpt_classifier",
+    "jaxir.models.vlu_net",
 )
 
 
@@ -44,6 +47,12 @@ class ModelEntry:
     min_size: int = 1
     # The official file(s) the port follows; they tell apart task variants sharing a class name.
     official_file: str | tuple[str, ...] | None = None
+    # (module, golden NHWC input shapes) -> the input shapes this configuration takes, for models
+    # whose further inputs depend on the config (parameter counts of paper configs).
+    example_input_shapes: Callable[[nn.Module, list[tuple]], list[tuple]] | None = None
+    # module -> names of the submodules whose outputs are the encoder's features, shallow to deep
+    # (one per level); methods that read an encoder (DCPT) tap these.
+    encoder_taps: Callable[[nn.Module], tuple[str, ...]] | None = None
     description: str = ""
 
 

@@ -23,6 +23,7 @@ CASES = {
     "p2ikt": "p2ikt",
     "xydeblur": "xydeblur",
     "stripformer": "stripformer",
+    "msbdn": "msbdn",
 }
 
 
@@ -104,3 +105,29 @@ def test_p2ikt_predicted_kernels_stay_per_image():
         single = gcm(x[1:2])
     for got, want in zip(batched, single):
         torch.testing.assert_close(got[1:2], want, atol=1e-5, rtol=1e-5)
+
+
+def test_msbdn_rdff_reference_equals_the_jaxir_port():
+    """MSBDN-RDFF (ADMS's 28.7M backbone) has no golden file: the reference, whose DFF path the golden
+    file proves, and the jaxir port agree on the same random weights, and both count 28,712,861."""
+    import jax
+
+    from jaxir.convert.state_dict import convert_state_dict
+
+    torch.manual_seed(0)
+    model = build_reference("msbdn", res_blocks=1, rdff=True).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        want = model(x).numpy()
+    entry = registry.get_entry("msbdn")
+    port = registry.build_model("msbdn", res_blocks=1, rdff=True)
+    x_nhwc = np.transpose(x.numpy(), (0, 2, 3, 1))
+    variables = convert_state_dict({k: v.numpy() for k, v in model.state_dict().items()}, port,
+                                   jax.ShapeDtypeStruct(x_nhwc.shape, np.float32), hooks=entry.convert_hooks)
+    got = np.transpose(np.asarray(jax.jit(port.apply)(variables, x_nhwc)), (0, 3, 1, 2))
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+    with torch.device("meta"):
+        assert param_count(build_reference("msbdn", rdff=True)) == 28_712_861

@@ -2,6 +2,7 @@
 
 The loop (`jaxir.train`) never branches on a method; it asks the configured
 `TrainMethod` (config.method = {'name': NAME, 'kwargs': {...}}; absent: `Supervised`):
+  wrap_model(model, entry)             the module trained, built from the configured model (default: itself)
   prepare(params)                      parameters of a fresh run (e.g. MoCo's key encoder = query encoder)
   trainable(params)                    bool tree: leaves the optimizer may change (None: all)
   init_state(key, params, input_shape) the method's own state (e.g. a critic's parameters and optimizer
@@ -25,6 +26,9 @@ class TrainMethod:
     """Plain supervised training: the configured loss terms on the model's outputs."""
 
     name = "supervised"
+
+    def wrap_model(self, model: Any, entry: Any) -> Any:
+        return model
 
     def prepare(self, params: Any) -> Any:
         return params
@@ -52,6 +56,18 @@ class TrainMethod:
 
 Supervised = TrainMethod
 
+
+class WrapModel(TrainMethod):
+    """Supervised training of a module built from the configured model by `function(model, entry, **kwargs)`
+    (a method given as 'package.module:function': ADMS's classifier/ADS wrapper, DCPT's pre-training model)."""
+
+    def __init__(self, function: Callable, kwargs: Mapping[str, Any]):
+        self.name = f"{function.__module__}:{function.__name__}"
+        self.function, self.kwargs = function, dict(kwargs)
+
+    def wrap_model(self, model: Any, entry: Any) -> Any:
+        return self.function(model, entry, **self.kwargs)
+
 # name -> "module:factory"
 METHODS = {
     "supervised": "jaxir.methods:Supervised",
@@ -66,10 +82,17 @@ def build_method(description: Mapping[str, Any] | None) -> TrainMethod:
         return Supervised()
     description = description.to_dict() if hasattr(description, "to_dict") else dict(description)
     name = description.get("name") or "supervised"
+    kwargs = dict(description.get("kwargs") or {})
+    if ":" in name and name not in METHODS:
+        module_name, _, attr = name.partition(":")
+        try:
+            function = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"config.method.name: cannot load {name!r}: {err}") from None
+        return WrapModel(function, kwargs)
     if name not in METHODS:
         raise ValueError(f"config.method.name: unknown method {name!r}; known: {', '.join(sorted(METHODS))}")
     module_name, _, attr = METHODS[name].partition(":")
-    kwargs = dict(description.get("kwargs") or {})
     try:
         return getattr(importlib.import_module(module_name), attr)(**kwargs)
     except TypeError as err:

@@ -318,6 +318,24 @@ class BatchNorm2d(nn.Module):
         return y.astype(self.dtype)
 
 
+class PReLU(nn.Module):
+    """`torch.nn.PReLU(num_parameters)`: max(0, x) + weight * min(0, x), weight init 0.25."""
+
+    num_parameters: int = 1
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        weight = self.param("weight", nn.initializers.constant(0.25), (self.num_parameters,), self.param_dtype)
+        return jnp.where(x >= 0, x, weight.astype(x.dtype) * x)
+
+
+def max_pool(x, window: int, stride: int | None = None):
+    """`nn.MaxPool2d(window, stride)` without padding (floor mode)."""
+    stride = stride or window
+    return nn.max_pool(x, (window, window), strides=(stride, stride), padding="VALID")
+
+
 class Dropout2d(nn.Module):
     """`torch.nn.Dropout2d`: drops whole channels; identity when not training."""
 

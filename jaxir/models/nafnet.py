@@ -188,6 +188,13 @@ def build_baseline(**kwargs) -> NAFNet:
 
 _REPO = "megvii-research/NAFNet"
 
+def _encoder_taps(model) -> tuple[str, ...]:
+    """The last block of each encoder level (its output is the level's skip feature)."""
+    if not all(model.enc_blk_nums):
+        raise ValueError(f"every encoder level needs a block to tap, got enc_blk_nums={model.enc_blk_nums}")
+    return tuple(f"encoders_{level}_{num - 1}" for level, num in enumerate(model.enc_blk_nums))
+
+
 registry.register_model(registry.ModelEntry(
     name="nafnet",
     builder=build_nafnet,
@@ -196,6 +203,7 @@ registry.register_model(registry.ModelEntry(
     pad_multiple=1,  # pads internally
     official_file="basicsr/models/archs/NAFNet_arch.py",
     description="NAFNet (ECCV 2022); tlc_train_size enables the test-time local converter.",
+    encoder_taps=lambda m: _encoder_taps(m),
 ))
 registry.register_model(registry.ModelEntry(
     name="nafnet_baseline",
@@ -205,4 +213,5 @@ registry.register_model(registry.ModelEntry(
     pad_multiple=1,
     official_file="basicsr/models/archs/Baseline_arch.py",
     description="The plain baseline of the NAFNet paper (GELU, SE channel attention).",
+    encoder_taps=lambda m: _encoder_taps(m),
 ))

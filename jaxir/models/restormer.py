@@ -232,4 +232,7 @@ registry.register_model(registry.ModelEntry(
     min_size=8,
     official_file=_FILE,
     description="Restormer (CVPR 2022), 26.1M params; dual_pixel_task=True with inp_channels=6 for DPDD.",
+    # The last transformer block of each encoder level and of the latent.
+    encoder_taps=lambda m: tuple(f"{name}_{num - 1}" for name, num in zip(
+        ("encoder_level1", "encoder_level2", "encoder_level3", "latent"), m.num_blocks)),
 ))

@@ -9,6 +9,8 @@ A dataset is described as `{'source': NAME, 'kwargs': {...}}`; NAME is one of
   tfds           TfdsSource(name, split, data_dir, features)
   mixture        data_pipelines.mixtures.build_mixture(protocol, data_dir, weighting, datasets, tasks):
                  the all-in-one 3-/5-task protocols, records carrying their 'task' label
+  task_mixture   task_mixture(tasks, clean): named tasks synthesised from clean images or read from
+                 their own sources, labelled 0..k-1 (ADMS, DCPT)
 
 `config.data.batch_size` is the global batch; each process loads its share.
 """
@@ -34,8 +36,37 @@ def _register_builtin() -> None:
 
     for name, factory in (("bundled", sources.BundledPhotos), ("paired_folder", sources.PairedFolder),
                           ("clean_folder", sources.CleanFolder), ("image_folders", sources.ImageFolders),
-                          ("tfds", sources.TfdsSource), ("mixture", build_mixture)):
+                          ("tfds", sources.TfdsSource), ("mixture", build_mixture),
+                          ("task_mixture", task_mixture)):
         SOURCES.setdefault(name, factory)
+
+
+def task_mixture(tasks, clean=None, task_ids=None):
+    """A mixture of named degradation tasks, labelled 0..k-1 in the given order (or `task_ids`).
+
+    Each task is {'name': ..., 'degradation': [spec...]} (synthesised on device from
+    the clean images of `clean`, a source description, default the bundled photos'
+    train split) and/or {'source': {...}} (its own records; paired data keep their
+    input). Optional 'weight' (default 1). Used by the all-in-one methods (ADMS's
+    Rain-Blur-Noise, DCPT's 5D/10D) and their classifiers, whose label is 'task'.
+    """
+    from data_pipelines.mixtures import Mixture, Task
+
+    clean_source = None
+    built = []
+    for index, task in enumerate(_plain(tasks)):
+        task = dict(_plain(task))
+        if "source" in task:
+            source = make_source(task["source"], f"train task {task.get('name')}")
+        else:
+            if clean_source is None:
+                clean_source = make_source(clean or {"source": "bundled", "kwargs": {"split": "train"}},
+                                           "train clean")
+            source = clean_source
+        task_id = int(task_ids[index]) if task_ids is not None else index
+        built.append(Task(name=str(task["name"]), source=source, task_id=task_id, weight=float(task.get("weight", 1.0)),
+                          degradation=tuple(dict(_plain(op)) for op in task.get("degradation", ()))))
+    return Mixture(built)
 
 
 def _plain(value: Any) -> Any:

@@ -4,14 +4,17 @@ The config groups it reads (see experiments/nafnet_demo.py for a full example):
   model:  name, kwargs                         -> registry.build_model(name, **kwargs, dtype=compute_dtype)
   data:   train, eval ({'source', 'kwargs'}), crop_size, batch_size (global), degradation,
           workers, eval_batch_size, eval_seed, augment (True, 'hflip' or False)
-  loss:   terms, multiscale                     -> jaxir.losses.build_loss
+  loss:   terms, multiscale, target (the batch key the loss compares with; 'task' for classifiers)
+                                                -> jaxir.losses.build_loss
   optim:  lr, b1, b2, eps, weight_decay, schedule, warmup_steps, min_lr, milestones, gamma,
           steps_per_epoch, clip_norm, ema_decay -> jaxir.train.optim
   train:  num_steps, seed, log_every, eval_every, ckpt_every, keep_checkpoints,
           compute_dtype ('float32'|'bfloat16'), param_sharding ('replicated'|'fsdp'),
-          fsdp_min_size, nan_policy ('skip'|'halt'), num_samples
+          fsdp_min_size, nan_policy ('skip'|'halt'), num_samples,
+          init_from (workdir or weights), init_from_config, init_from_subtree
   eval:   convention (optional jaxir.metrics convention name)
-  method: name, kwargs (optional)              -> jaxir.methods.build_method (a paper's training method)
+  method: name, kwargs (optional)              -> jaxir.methods.build_method (a paper's training method:
+          a registered name, or 'package.module:function' building the trained module from the model)
 """
 from __future__ import annotations
 
@@ -62,14 +65,21 @@ def _train_option(config, key: str, default):
 
 
 def build_model(config, compute_dtype=jnp.float32):
-    """The configured model and its registry entry (pad multiple, minimum size)."""
+    """The module trained and the configured model's registry entry (pad multiple, minimum size).
+
+    The configured training method (`config.method`, jaxir.methods) may wrap the
+    registry model into the module actually trained (ADMS's ADS wrapper, DCPT's
+    encoder + classifier, TUR's uncertainty head); the loop never branches on it.
+    """
     from jaxir import registry
 
     kwargs = config.model.get("kwargs", {})
     kwargs = dict(kwargs.to_dict() if hasattr(kwargs, "to_dict") else kwargs)
     if "dtype" in kwargs:
         raise ValueError("set the compute dtype with config.train.compute_dtype, not config.model.kwargs.dtype")
-    return registry.build_model(config.model.name, **kwargs, dtype=compute_dtype), registry.get_entry(config.model.name)
+    model = registry.build_model(config.model.name, **kwargs, dtype=compute_dtype)
+    entry = registry.get_entry(config.model.name)
+    return _method(config).wrap_model(model, entry), entry
 
 
 def compute_dtype(config):
@@ -197,9 +207,23 @@ def _init_from(config, state: TrainState, shardings: TrainState, source: str) ->
         if name != config.model.name:
             raise ValueError(f"train.init_from: {path} holds a {name!r} model, the config trains {config.model.name!r}")
     elif path.is_dir():
-        variables = load_inference_variables(config, path)
+        # A workdir trained by another config (e.g. a pre-training stage) is read with that config.
+        source_config = _train_option(config, "init_from_config", "")
+        if source_config:
+            from jaxir.config import load_config
+
+            source_config = load_config(source_config)
+        variables = load_inference_variables(source_config or config, path)
     else:
         raise FileNotFoundError(f"train.init_from: no workdir or weights file at {path}")
+    subtree = _train_option(config, "init_from_subtree", "")
+    if subtree:  # e.g. the restoration network inside a pre-training wrapper
+        try:
+            variables = {collection: tree[subtree] for collection, tree in variables.items() if subtree in tree}
+        except TypeError:
+            variables = {}
+        if "params" not in variables:
+            raise ValueError(f"train.init_from_subtree: no {subtree!r} in the parameters of {path}")
     expected = jax.tree_util.tree_structure(state.params)
     if jax.tree_util.tree_structure(variables["params"]) != expected:
         raise ValueError(f"train.init_from: the parameters in {path} do not fit the configured model")
@@ -265,7 +289,8 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
 
     train_step = jit_train_step(
         make_train_step(model, _loss_fn(config), tx, schedule, ema_decay=decay, degradation=_degradation(config),
-                        task_degradations=task_degradations(train_source), method=method),
+                        task_degradations=task_degradations(train_source), method=method,
+                        target_key=config.loss.get("target", None) or "target"),
         shardings, mesh)
     eval_step = _eval_step(config, model, entry, mesh)
     eval_dataset = make_eval_dataset(config.data, entry.pad_multiple)

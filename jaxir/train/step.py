@@ -51,8 +51,11 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
                     schedule: optax.Schedule, *, ema_decay: float = 0.0,
                     degradation: Sequence[Any] | None = None,
                     task_degradations: Mapping[int, Any] | None = None,
-                    method: Any = None):
+                    method: Any = None, target_key: str = "target"):
     """`train_step(state, batch) -> (state, metrics)`.
+
+    The loss compares the model's outputs with `batch[target_key]` (the clean image,
+    or the 'task' label for a degradation classifier).
 
     An update whose loss or gradients are not all finite is rejected: params,
     optimizer state, EMA, batch statistics, model and method state stay as they were,
@@ -65,7 +68,7 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
     method = method or Supervised()
 
     def train_step(state: TrainState, batch: dict[str, jax.Array]):
-        target = batch["target"]
+        target = batch[target_key]
         inputs = degraded_input(batch, degradation, task_degradations)
         dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         method_key = jax.random.fold_in(dropout_key, 1)
