@@ -22,6 +22,8 @@ _MODEL_MODULES = (
     "jaxir.models.restormer",
     "jaxir.models.stripformer",
     "jaxir.models.p2ikt",
+    "jaxir.models.promptir",
+    "jaxir.models.moce_ir",
 )
 
 
