@@ -11,6 +11,7 @@ The config groups it reads (see experiments/nafnet_demo.py for a full example):
           compute_dtype ('float32'|'bfloat16'), param_sharding ('replicated'|'fsdp'),
           fsdp_min_size, nan_policy ('skip'|'halt'), num_samples
   eval:   convention (optional jaxir.metrics convention name)
+  method: name, kwargs (optional)               -> jaxir.methods.wrap_model (e.g. TUR's uncertainty head)
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxir import methods
 from jaxir.train import sharding as shd
 from jaxir.train.checkpoint import Checkpointer
 from jaxir.train.eval_loop import run_eval, save_sample_grid
@@ -68,7 +70,8 @@ def build_model(config, compute_dtype=jnp.float32):
     kwargs = dict(kwargs.to_dict() if hasattr(kwargs, "to_dict") else kwargs)
     if "dtype" in kwargs:
         raise ValueError("set the compute dtype with config.train.compute_dtype, not config.model.kwargs.dtype")
-    return registry.build_model(config.model.name, **kwargs, dtype=compute_dtype), registry.get_entry(config.model.name)
+    model = registry.build_model(config.model.name, **kwargs, dtype=compute_dtype)
+    return methods.wrap_model(config.get("method", None), model), registry.get_entry(config.model.name)
 
 
 def compute_dtype(config):
@@ -98,6 +101,7 @@ def _degradation(config):
 def _loss_fn(config):
     from jaxir.losses import build_loss
 
+    methods.load(config.get("method", None))  # a method registers the loss terms it adds
     terms = [dict(t.to_dict() if hasattr(t, "to_dict") else t) for t in config.loss.terms]
     return build_loss(terms, multiscale=config.loss.get("multiscale", "bilinear"))
 

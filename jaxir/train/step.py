@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from jaxir.losses import AUX_COLLECTION, LossContext
 from jaxir.parity import flatten_outputs
 from jaxir.train import sharding as shd
 from jaxir.train.optim import update_ema
@@ -65,14 +66,23 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
         dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         has_batch_stats = bool(state.batch_stats)
 
+        # Stochastic layers other than dropout (e.g. MoCE-IR's router noise) draw from 'noise'.
+        rngs = {"dropout": dropout_key, "noise": jax.random.fold_in(dropout_key, 1)}
+        uses_context = getattr(loss_fn, "uses_context", False)
+
         def compute_loss(params):
             variables = {"params": params}
             if has_batch_stats:
                 variables["batch_stats"] = state.batch_stats
-            out = model.apply(variables, inputs, train=True, rngs={"dropout": dropout_key},
-                              mutable=["batch_stats"] if has_batch_stats else False)
-            outputs, new_stats = (out[0], out[1]["batch_stats"]) if has_batch_stats else (out, state.batch_stats)
-            loss, terms = loss_fn(outputs, target)
+            # Models sow auxiliary training outputs (router losses, uncertainty maps) into 'aux'.
+            outputs, mutated = model.apply(variables, inputs, train=True, rngs=rngs,
+                                           mutable=["batch_stats", AUX_COLLECTION])
+            new_stats = mutated["batch_stats"] if has_batch_stats else state.batch_stats
+            if uses_context:
+                context = LossContext(aux=mutated.get(AUX_COLLECTION, {}), task=batch.get("task"))
+                loss, terms = loss_fn(outputs, target, context)
+            else:
+                loss, terms = loss_fn(outputs, target)
             return loss.astype(jnp.float32), (terms, new_stats)
 
         (loss, (terms, new_stats)), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
