@@ -34,4 +34,6 @@ def base_config() -> ml_collections.ConfigDict:
         "fsdp_min_size": 2**16, "nan_policy": "skip", "num_samples": 3,
     })
     c.eval = ml_collections.ConfigDict({"convention": None})
+    # A training method wrapping the model (jaxir.methods, e.g. 'tur'); '' for none.
+    c.method = ml_collections.ConfigDict({"name": "", "kwargs": {}})
     return c

@@ -31,7 +31,7 @@ def test_only_routed_experts_execute():
         calls[(int(level), int(block), int(expert))] += 1
 
     x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
-    sparse = registry.build_model("moce_ir", **TINY, expert_probe=probe)
+    sparse = registry.build_model("moce_ir", **TINY, expert_probe=probe)  # 'auto': sparse in inference
     dense = registry.build_model("moce_ir", **TINY, routing="dense", expert_probe=probe)
     variables = _variables(sparse, x[:1])
     calls.clear()

@@ -23,6 +23,7 @@ CASES = {
     "p2ikt": "p2ikt",
     "xydeblur": "xydeblur",
     "stripformer": "stripformer",
+    "promptir": "promptir",
 }
 
 

@@ -22,11 +22,13 @@ trainer adds the mean over decoder blocks times `balance_loss_weight` (0.01).
 `complexity` (expert parameter counts over their max) biases the importance term
 when `with_complexity`.
 
-Only the routed experts run: with `routing='sparse'` (the default) each image's
+Only the routed experts run at inference: with `routing='sparse'` each image's
 top-k experts are chosen by `nn.switch` (a `lax.switch`: the other experts are
 compiled but not executed), as the official eval path; `routing='dense'` runs
-every expert on every image and zeroes the unrouted ones (same outputs, for
-comparison). `expert_probe(level, block, expert)` is called (through
+every expert on every image and zeroes the unrouted ones (same outputs and
+gradients). The default 'auto' is sparse in inference and dense in training,
+where a per-image switch would compile batch x experts copies of every expert
+(the experts are low-rank, so running all of them costs little). `expert_probe(level, block, expert)` is called (through
 `jax.debug.callback`) every time an expert executes: tests count them with it.
 
 Deviations: the official router adds its noise in eval too; jaxir routes without
@@ -59,7 +61,7 @@ AUX = "aux"  # collection of the sown auxiliary training outputs (see jaxir.loss
 BALANCE_LOSS = "balance_loss"
 DEPTH_TYPES = ("lin", "double", "exp", "fact", "constant")
 RANK_TYPES = ("constant", "lin", "double", "exp", "fact", "spread")
-ROUTING_MODES = ("sparse", "dense")
+ROUTING_MODES = ("auto", "sparse", "dense")
 
 
 def expert_ranks(dim: int, rank: int, num_experts: int, rank_type: str) -> list[int]:
@@ -196,7 +198,7 @@ class AdapterLayer(nn.Module):
     rank_type: str = "spread"
     with_complexity: bool = False
     complexity_scale: str = "max"
-    routing: str = "sparse"
+    routing: str = "auto"
     expert_probe: Callable | None = None
     probe_tag: tuple = ()
     dim: int = 0
@@ -226,7 +228,8 @@ class AdapterLayer(nn.Module):
         if self.is_initializing():  # every expert's parameters exist before switching between them
             for branch in branches:
                 branch(self, x, shared)
-        if self.routing == "dense":
+        routing = ("dense" if train else "sparse") if self.routing == "auto" else self.routing
+        if routing == "dense":
             dense = jnp.zeros(gates.shape[:1] + (self.num_experts,), gates.dtype)
             dense = dense.at[jnp.arange(x.shape[0])[:, None], indices].set(gates)
             out = sum(dense[:, e, None, None, None].astype(x.dtype) * branches[e](self, x, shared)
@@ -364,7 +367,7 @@ class MoCEIR(nn.Module):
     topk: int = 1
     with_complexity: bool = False
     complexity_scale: str = "max"
-    routing: str = "sparse"
+    routing: str = "auto"  # 'sparse' in inference, 'dense' in training
     expert_probe: Callable | None = None
     dtype: Dtype = jnp.float32
 

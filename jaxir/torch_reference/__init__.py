@@ -21,6 +21,7 @@ REFERENCES = {
     "p2ikt": "jaxir.torch_reference.p2ikt:build_p2ikt",
     "xydeblur": "jaxir.torch_reference.xydeblur:build_xydeblur",
     "stripformer": "jaxir.torch_reference.stripformer:build_stripformer",
+    "promptir": "jaxir.torch_reference.promptir:build_promptir",
 }
 
 
