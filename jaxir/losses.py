@@ -17,13 +17,22 @@ batch, matching the PyTorch reductions of the official training code:
                (MPRNet's EdgeLoss, used by Stripformer with weight 0.05)
   cross_entropy  softmax cross-entropy of logits and integer labels
                (nn.CrossEntropyLoss; degradation classifiers, with loss.target='task')
+  aux          the mean of the values a model sows under `aux/<key>` in
+               training (MoCE-IR's router balance loss: key 'balance_loss')
+
+Terms that read more than (pred, target) take a `LossContext`: what the model
+sowed in the `aux` collection during the train step, and the batch's task
+labels (all-in-one mixtures). Training methods add such terms with
+`register_term` (jaxir.methods.tur: the task-uncertainty loss).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+from flax import traverse_util
 
 from jaxir.models.blocks import interpolate_bilinear, interpolate_nearest
 
@@ -101,6 +110,32 @@ def _make_lpips(net: str = "alex") -> LossFn:
     return LPIPS(net).loss
 
 
+AUX_COLLECTION = "aux"  # the Flax collection models sow auxiliary training outputs into
+
+
+@dataclasses.dataclass(frozen=True)
+class LossContext:
+    """What a train step knows beside (pred, target): the model's sown `aux` values and the task labels."""
+
+    aux: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    task: jax.Array | None = None
+
+    def sown(self, key: str) -> list[jax.Array]:
+        """Every value sown under `key` anywhere in the model (module path order)."""
+        flat = traverse_util.flatten_dict(dict(self.aux)) if self.aux else {}
+        return [v for path, values in sorted(flat.items()) if path[-1] == key
+                for v in (values if isinstance(values, tuple) else (values,))]
+
+
+def aux_loss(context: LossContext, key: str) -> jax.Array:
+    """Mean of the scalars sown under `key` (0 when the model sowed none, e.g. outside training)."""
+    values = context.sown(key)
+    if not values:
+        raise ValueError(f"loss term 'aux' wants values sown under {key!r}, but the model sowed none "
+                         f"(sown: {sorted({p[-1] for p in traverse_util.flatten_dict(dict(context.aux))})})")
+    return jnp.mean(jnp.stack([jnp.asarray(v, jnp.float32) for v in values]))
+
+
 # name -> (factory taking the term's extra options, allowed option names)
 _TERMS: dict[str, tuple[Callable[..., LossFn], tuple[str, ...]]] = {
     "l1": (lambda: l1_loss, ()),
@@ -115,8 +150,25 @@ _TERMS: dict[str, tuple[Callable[..., LossFn], tuple[str, ...]]] = {
     "cross_entropy": (lambda label_smoothing=0.0: lambda p, t: cross_entropy_loss(p, t, label_smoothing),
                       ("label_smoothing",)),
 }
-LOSS_NAMES = tuple(_TERMS)
 MULTISCALE_MODES = ("bilinear", "nearest")
+# Terms of (pred, target, LossContext); they apply to the last output only.
+_CONTEXT_TERMS: dict[str, tuple[Callable[..., Callable], tuple[str, ...]]] = {
+    "aux": (lambda key: lambda p, t, ctx: aux_loss(ctx, key), ("key",)),
+}
+LOSS_NAMES = tuple(_TERMS) + tuple(_CONTEXT_TERMS)
+
+
+def register_term(name: str, factory: Callable[..., Callable], options: tuple[str, ...] = (),
+                  uses_context: bool = False) -> None:
+    """Add a loss term (from a training method). `uses_context`: fn(pred, target, LossContext)."""
+    global LOSS_NAMES
+    table = _CONTEXT_TERMS if uses_context else _TERMS
+    if name in _TERMS or name in _CONTEXT_TERMS:
+        if table.get(name, (None,))[0] is factory:
+            return
+        raise ValueError(f"loss term {name!r} is already registered")
+    table[name] = (factory, tuple(options))
+    LOSS_NAMES = tuple(_TERMS) + tuple(_CONTEXT_TERMS)
 
 
 def resize_bilinear(x: jax.Array, height: int, width: int) -> jax.Array:
@@ -161,10 +213,14 @@ def build_loss(
     if not terms:
         raise ValueError("build_loss needs at least one loss term")
     built: list[tuple[str, float, LossFn, tuple[int, ...] | None]] = []
+    context_labels: set[str] = set()
     for term in terms:
         term = dict(term)
         name = term.pop("name", None)
-        if name not in _TERMS:
+        if name in _CONTEXT_TERMS:
+            context_labels.add(str(term.get("label", name)))
+            term.setdefault("outputs", [-1])
+        if name not in _TERMS and name not in _CONTEXT_TERMS:
             raise ValueError(f"unknown loss term {name!r}; known: "
                              f"{', '.join(LOSS_NAMES)}")
         label = str(term.pop("label", name))
@@ -173,14 +229,15 @@ def build_loss(
         weight = float(term.pop("weight", 1.0))
         selected = term.pop("outputs", None)
         selected = None if selected is None else tuple(int(i) for i in selected)
-        factory, options = _TERMS[name]
+        factory, options = _TERMS[name] if name in _TERMS else _CONTEXT_TERMS[name]
         unknown = sorted(set(term) - set(options))
         if unknown:
             raise ValueError(f"loss term {name!r} got unknown options {unknown}"
                              f"; allowed: {list(options) or 'none'}")
         built.append((label, weight, factory(**term), selected))
 
-    def loss_fn(outputs, target):
+    def loss_fn(outputs, target, context: LossContext | None = None):
+        context = context or LossContext()
         preds = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         # Losses in float32 whatever the compute dtype of the model.
         preds = [p.astype(jnp.float32) for p in preds]
@@ -195,9 +252,13 @@ def build_loss(
             for i in indices:
                 if not -len(preds) <= i < len(preds):
                     raise ValueError(f"loss term {name!r} selects output {i}, but the model gives {len(preds)}")
-            value = sum(fn(preds[i], targets[i]) for i in indices)
+            if name in context_labels:
+                value = sum(fn(preds[i], targets[i], context) for i in indices)
+            else:
+                value = sum(fn(preds[i], targets[i]) for i in indices)
             values[name] = value
             total = total + weight * value
         return total, values
 
+    loss_fn.uses_context = bool(context_labels)
     return loss_fn

@@ -28,6 +28,8 @@ _MODEL_MODULES = (
     "jaxir.models.msbdn",
     "jaxir.models.dcpt_classifier",
     "jaxir.models.vlu_net",
+    "jaxir.models.promptir",
+    "jaxir.models.moce_ir",
 )
 
 

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxir import registry
+from jaxir import methods, registry
 from jaxir.config import load_config
 from jaxir.losses import build_loss
 from jaxir.parity import count_params, input_channels
@@ -27,6 +27,7 @@ def test_config_builds(filename):
     size += (-size) % entry.pad_multiple
     channels = input_channels(model)
     assert count_params(model, jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32)) > 0
+    methods.build_method(config.get("method", None))  # importing a method registers its loss terms
     build_loss([dict(t) for t in config.loss.terms], multiscale=config.loss.get("multiscale", "bilinear"))
     make_optimizer(config.optim, int(config.train.num_steps))
     assert config.data.train is not None and config.data.batch_size > 0

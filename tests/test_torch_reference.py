@@ -24,6 +24,7 @@ CASES = {
     "xydeblur": "xydeblur",
     "stripformer": "stripformer",
     "msbdn": "msbdn",
+    "promptir": "promptir",
 }
 
 

@@ -73,6 +73,7 @@ METHODS = {
     "supervised": "jaxir.methods:Supervised",
     "moco": "jaxir.methods.moco:AirNetMoCo",
     "rcot": "jaxir.methods.ot:ResidualConditionedOT",
+    "tur": "jaxir.methods.tur:TaskUncertainty",
 }
 
 

@@ -57,12 +57,18 @@ class MDTA(nn.Module):
         temperature = self.param("temperature", nn.initializers.ones, (self.num_heads,), jnp.float32)
         qkv = Conv2d(3 * c, 1, use_bias=self.use_bias, dtype=dt, name="qkv")(x)
         qkv = Conv2d(3 * c, 3, padding=1, groups=3 * c, use_bias=self.use_bias, dtype=dt, name="qkv_dwconv")(qkv)
-        # (B, HW, C) -> (B, heads, C/heads, HW): each channel of a head is a token over all pixels.
-        q, k, v = (split_heads(t.reshape(b, h * w, c), self.num_heads).swapaxes(-1, -2)
-                   for t in jnp.split(qkv, 3, axis=-1))
-        out = dot_product_attention(l2_normalize(q), l2_normalize(k), v, temperature[:, None, None])
-        out = merge_heads(out.swapaxes(-1, -2)).reshape(b, h, w, c)
+        out = transposed_attention(*jnp.split(qkv, 3, axis=-1), temperature)
         return Conv2d(c, 1, use_bias=self.use_bias, dtype=dt, name="project_out")(out)
+
+
+def transposed_attention(q, k, v, temperature):
+    """MDTA's attention on NHWC q, k, v: per head (len(temperature) heads), channels are the tokens."""
+    b, h, w, c = q.shape
+    num_heads = temperature.shape[0]
+    # (B, HW, C) -> (B, heads, C/heads, HW): each channel of a head is a token over all pixels.
+    q, k, v = (split_heads(t.reshape(b, h * w, c), num_heads).swapaxes(-1, -2) for t in (q, k, v))
+    out = dot_product_attention(l2_normalize(q), l2_normalize(k), v, temperature[:, None, None])
+    return merge_heads(out.swapaxes(-1, -2)).reshape(b, h, w, c)
 
 
 def gdfn_hidden_features(dim: int, ffn_expansion_factor: float) -> int:
@@ -88,21 +94,27 @@ class GDFN(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """x + MDTA(LN(x)), then + GDFN(LN(x)); the width is the input's channel count."""
+    """x + MDTA(LN(x)), then + GDFN(LN(x)); the width is the input's channel count.
+
+    `names` are the official attribute names of (norm1, attn, norm2, ffn): MoCE-IR's
+    encoder block is this block with `norms.0`, `mixer`, `norms.1`, `ffn`.
+    """
 
     num_heads: int
     ffn_expansion_factor: float = 2.66
     use_bias: bool = False
     layer_norm_type: str = "WithBias"
     dtype: Dtype = jnp.float32
+    names: tuple[str, str, str, str] = ("norm1", "attn", "norm2", "ffn")
 
     @nn.compact
     def __call__(self, x):
         dt = self.dtype
-        x = x + MDTA(self.num_heads, self.use_bias, dt, name="attn")(
-            RestormerLayerNorm(self.layer_norm_type, dt, name="norm1")(x))
-        return x + GDFN(self.ffn_expansion_factor, self.use_bias, dt, name="ffn")(
-            RestormerLayerNorm(self.layer_norm_type, dt, name="norm2")(x))
+        norm1, attn, norm2, ffn = self.names
+        x = x + MDTA(self.num_heads, self.use_bias, dt, name=attn)(
+            RestormerLayerNorm(self.layer_norm_type, dt, name=norm1)(x))
+        return x + GDFN(self.ffn_expansion_factor, self.use_bias, dt, name=ffn)(
+            RestormerLayerNorm(self.layer_norm_type, dt, name=norm2)(x))
 
 
 class OverlapPatchEmbed(nn.Module):

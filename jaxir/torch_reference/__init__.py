@@ -22,6 +22,7 @@ REFERENCES = {
     "xydeblur": "jaxir.torch_reference.xydeblur:build_xydeblur",
     "stripformer": "jaxir.torch_reference.stripformer:build_stripformer",
     "msbdn": "jaxir.torch_reference.msbdn:build_msbdn",
+    "promptir": "jaxir.torch_reference.promptir:build_promptir",
 }
 
 

@@ -115,6 +115,7 @@ def _degradation(config):
 def _loss_fn(config):
     from jaxir.losses import build_loss
 
+    _method(config)  # building the method imports it, registering the loss terms it adds
     terms = [dict(t.to_dict() if hasattr(t, "to_dict") else t) for t in config.loss.terms]
     return build_loss(terms, multiscale=config.loss.get("multiscale", "bilinear"))
 

@@ -70,7 +70,8 @@ def make_init_fn(model: nn.Module, tx: optax.GradientTransformation, input_shape
             batch_stats=variables.get("batch_stats", {}),
             rng=jax.random.key_data(train_key),
             rejected_steps=jnp.zeros((), jnp.int32),
-            model_state={k: v for k, v in variables.items() if k not in ("params", "batch_stats")},
+            # 'aux' holds what a model sows during a forward (jaxir.losses), not state.
+            model_state={k: v for k, v in variables.items() if k not in ("params", "batch_stats", "aux")},
             method_state=method.init_state(jax.random.fold_in(root, 1), params, input_shape),
         )
 

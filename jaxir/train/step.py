@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from jaxir.losses import AUX_COLLECTION, LossContext
 from jaxir.parity import flatten_outputs
 from jaxir.train import sharding as shd
 from jaxir.train.optim import update_ema
@@ -72,19 +73,28 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
         inputs = degraded_input(batch, degradation, task_degradations)
         dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         method_key = jax.random.fold_in(dropout_key, 1)
+        # Stochastic layers other than dropout (e.g. MoCE-IR's router noise) draw from 'noise'.
+        rngs = {"dropout": dropout_key, "noise": jax.random.fold_in(dropout_key, 2)}
         collections = {"batch_stats": state.batch_stats} if state.batch_stats else {}
         collections.update(state.model_state)
-        mutable = list(collections)
+        # Models sow auxiliary training outputs (router losses, uncertainty maps) into 'aux'.
+        mutable = [*collections, AUX_COLLECTION]
         method_state, method_metrics = method.pre_update(
             model, state.method_state, {"params": state.params, **collections}, inputs, target, batch, method_key,
             state.step)
         model_kwargs = method.model_kwargs(inputs, method_key)
+        uses_context = getattr(loss_fn, "uses_context", False)
 
         def compute_loss(params):
-            out = model.apply({"params": params, **collections}, inputs, train=True, rngs={"dropout": dropout_key},
-                              mutable=mutable or False, **model_kwargs)
-            outputs, new_collections = out if mutable else (out, {})
-            loss, terms = method.loss(outputs, target, {**batch, "input": inputs}, loss_fn, method_state, method_key)
+            outputs, mutated = model.apply({"params": params, **collections}, inputs, train=True, rngs=rngs,
+                                           mutable=mutable, **model_kwargs)
+            new_collections = {k: v for k, v in mutated.items() if k != AUX_COLLECTION}
+            base_loss = loss_fn
+            if uses_context:
+                context = LossContext(aux=mutated.get(AUX_COLLECTION, {}), task=batch.get("task"))
+                base_loss = lambda o, t: loss_fn(o, t, context)  # noqa: E731
+            loss, terms = method.loss(outputs, target, {**batch, "input": inputs}, base_loss, method_state,
+                                      method_key)
             return loss.astype(jnp.float32), (terms, new_collections)
 
         (loss, (terms, new_collections)), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
