@@ -69,9 +69,8 @@ def cmd_convert(args, overrides):
     from jaxir.convert.state_dict import convert_state_dict
     from jaxir.convert.torch_io import load_state_dict
     from jaxir.io import save_weights
-    from jaxir.parity import input_channels
+    from jaxir.parity import example_inputs
     import jax
-    import jax.numpy as jnp
 
     if args.config:
         config = _config_from_args(args, overrides)
@@ -84,9 +83,8 @@ def cmd_convert(args, overrides):
     model = registry.build_model(name, **kwargs)
     state_dict = load_state_dict(args.checkpoint, key=args.key)
     size = max(entry.min_size, entry.pad_multiple, 64)
-    channels = input_channels(model)
-    example = jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32)
-    variables = convert_state_dict(state_dict, model, example, hooks=entry.convert_hooks)
+    example = example_inputs(entry, model, 1, size)
+    variables = convert_state_dict(state_dict, model, *example, hooks=entry.convert_hooks)
     save_weights(args.out, name, kwargs, variables)
     count = sum(int(np.prod(v.shape)) for v in jax.tree_util.tree_leaves(variables.get("params", {})))
     print(f"converted {len(state_dict)} tensors of {args.checkpoint} into {name} ({count:,} parameters): {args.out}")

@@ -102,7 +102,9 @@ def count_params(model, *example_inputs) -> int:
 
 def golden_inputs(meta: dict, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
     names = ["input"] + sorted((k for k in arrays if k.startswith("input_")), key=lambda k: int(k.split("_")[1]))
-    return [nchw_to_nhwc(arrays[name]).astype(np.float32) for name in names]
+    # Float inputs run in float32; integer inputs (timesteps, labels) keep their dtype.
+    return [nchw_to_nhwc(arrays[name]).astype(np.float32 if arrays[name].dtype.kind == "f" else np.int32)
+            for name in names]
 
 
 def golden_state_dict(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -112,7 +114,7 @@ def golden_state_dict(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def load_official_variables(meta: dict, state_dict: dict[str, np.ndarray], example_inputs: Sequence[np.ndarray]):
     """(entry, model, variables) for an official class + kwargs + state dict."""
     entry, model = registry.build_official(meta["repo"], meta["class"], meta.get("kwargs", {}), meta.get("file"))
-    abstract = [jax.ShapeDtypeStruct(x.shape, jnp.float32) for x in example_inputs]
+    abstract = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in example_inputs]
     variables = convert_state_dict(state_dict, model, *abstract, hooks=entry.convert_hooks)
     return entry, model, variables
 
@@ -143,7 +145,7 @@ def check_parity(path: str | pathlib.Path, atol: float = ATOL, rtol: float = RTO
     paper_counts = {}
     for name, config in meta.get("paper_configs", {}).items():
         _, paper_model = registry.build_official(meta["repo"], meta["class"], config["kwargs"], meta.get("file"))
-        abstract = _example_inputs_for(paper_model, inputs)
+        abstract = _example_inputs_for(entry, paper_model, inputs)
         paper_counts[name] = (count_params(paper_model, *abstract), int(config["param_count"]))
     return ParityReport(meta["model_id"], entry.name, reports, param_count, int(meta["param_count"]), paper_counts)
 
@@ -160,8 +162,19 @@ def input_channels(model) -> int:
     return 3
 
 
-def _example_inputs_for(model, inputs: Sequence[np.ndarray]) -> list:
+def example_inputs(entry, model, batch: int = 1, height: int = 64, width: int | None = None) -> list:
+    """Abstract inputs for tracing `model`: the entry's own (image, timesteps, ...) or one NHWC image."""
+    width = height if width is None else width
+    if entry.example_inputs is not None:
+        return list(entry.example_inputs(model, batch, height, width))
+    return [jax.ShapeDtypeStruct((batch, height, width, input_channels(model)), jnp.float32)]
+
+
+def _example_inputs_for(entry, model, inputs: Sequence[np.ndarray]) -> list:
     """Abstract inputs shaped like the golden ones, with the first input's channels set by the model's config."""
+    if entry.example_inputs is not None:
+        n, h, w = inputs[0].shape[:3]
+        return example_inputs(entry, model, n, h, w)
     shapes = [list(x.shape) for x in inputs]
     shapes[0][-1] = input_channels(model)
-    return [jax.ShapeDtypeStruct(tuple(s), jnp.float32) for s in shapes]
+    return [jax.ShapeDtypeStruct(tuple(s), x.dtype) for s, x in zip(shapes, inputs)]

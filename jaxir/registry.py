@@ -22,6 +22,8 @@ _MODEL_MODULES = (
     "jaxir.models.restormer",
     "jaxir.models.stripformer",
     "jaxir.models.p2ikt",
+    "jaxir.models.adm_unet",
+    "jaxir.models.cm_unet",
 )
 
 
@@ -42,6 +44,9 @@ class ModelEntry:
     # The official file(s) the port follows; they tell apart task variants sharing a class name.
     official_file: str | tuple[str, ...] | None = None
     description: str = ""
+    # (model, batch, height, width) -> abstract inputs, for models taking more than one image
+    # (a diffusion U-Net's timesteps and labels); None: one NHWC image.
+    example_inputs: Callable[..., list] | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
