@@ -98,7 +98,7 @@ def cmd_restore(args, overrides):
 
     restorer = load_restorer(
         weights=args.weights, config=args.config, workdir=args.workdir, overrides=overrides,
-        tile=args.tile, overlap=args.overlap,
+        tile=args.tile, overlap=args.overlap, samples=args.samples, seed=args.seed,
     )
     inputs = list_images(args.input)
     out = pathlib.Path(args.output)
@@ -109,6 +109,12 @@ def cmd_restore(args, overrides):
         target = out / path.name if many else out
         if many:
             target = target.with_suffix(".png")
+        if args.samples:
+            # One stochastic sample (perceptual) at OUT, the K-sample average (distortion) beside it.
+            average, restored = restored
+            average_target = target.with_name(f"{target.stem}_avg{args.samples}{target.suffix}")
+            write_image(average_target, np.clip(average, 0.0, 1.0))
+            print(f"{path} -> {average_target} (average of {args.samples} samples)")
         write_image(target, np.clip(restored, 0.0, 1.0))
         print(f"{path} -> {target}")
 
@@ -171,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", help="training workdir whose latest checkpoint to use")
     p.add_argument("--tile", type=int, default=0, help="tile size for bounded-memory inference (0: whole image)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    p.add_argument("--samples", type=int, default=0,
+                   help="stochastic models (dvsr): write one sample to OUTPUT and the average of K samples "
+                        "to OUTPUT_avgK")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the stochastic samples")
     p.set_defaults(fn=cmd_restore)
 
     p = sub.add_parser("parity", help="check a port against a golden file made from the official code")

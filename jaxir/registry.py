@@ -24,6 +24,7 @@ _MODEL_MODULES = (
     "jaxir.models.p2ikt",
     "jaxir.models.adm_unet",
     "jaxir.models.cm_unet",
+    "jaxir.diffusion.dvsr",
 )
 
 
@@ -47,6 +48,9 @@ class ModelEntry:
     # (model, batch, height, width) -> abstract inputs, for models taking more than one image
     # (a diffusion U-Net's timesteps and labels); None: one NHWC image.
     example_inputs: Callable[..., list] | None = None
+    # (model, variables, batch, key, num_samples) -> (average, one sample), for stochastic restorers
+    # (a diffusion model's sampler); None: the model is deterministic.
+    stochastic_restore: Callable[..., tuple] | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}

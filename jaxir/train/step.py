@@ -65,14 +65,27 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
         dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         has_batch_stats = bool(state.batch_stats)
 
+        # Models whose loss needs the target and fresh randomness per example (a diffusion model noising
+        # it) give `training_outputs(inputs, target)` -> (prediction, label); the 'noise' stream is
+        # folded from the train state's key and step, so resuming replays it exactly.
+        trains_on_target = hasattr(model, "training_outputs")
+        noise_key = jax.random.fold_in(dropout_key, 1 << 30)
+
         def compute_loss(params):
             variables = {"params": params}
             if has_batch_stats:
                 variables["batch_stats"] = state.batch_stats
-            out = model.apply(variables, inputs, train=True, rngs={"dropout": dropout_key},
-                              mutable=["batch_stats"] if has_batch_stats else False)
+            mutable = ["batch_stats"] if has_batch_stats else False
+            if trains_on_target:
+                out = model.apply(variables, inputs, target, train=True, method="training_outputs",
+                                  rngs={"dropout": dropout_key, "noise": noise_key}, mutable=mutable)
+            else:
+                out = model.apply(variables, inputs, train=True, rngs={"dropout": dropout_key}, mutable=mutable)
             outputs, new_stats = (out[0], out[1]["batch_stats"]) if has_batch_stats else (out, state.batch_stats)
-            loss, terms = loss_fn(outputs, target)
+            label = target
+            if trains_on_target:
+                outputs, label = outputs
+            loss, terms = loss_fn(outputs, label)
             return loss.astype(jnp.float32), (terms, new_stats)
 
         (loss, (terms, new_stats)), grads = jax.value_and_grad(compute_loss, has_aux=True)(state.params)
