@@ -25,6 +25,7 @@ _MODEL_MODULES = (
     "jaxir.models.adm_unet",
     "jaxir.models.cm_unet",
     "jaxir.diffusion.dvsr",
+    "jaxir.metrics.inception",
 )
 
 

@@ -21,6 +21,7 @@ REFERENCES = {
     "p2ikt": "jaxir.torch_reference.p2ikt:build_p2ikt",
     "xydeblur": "jaxir.torch_reference.xydeblur:build_xydeblur",
     "stripformer": "jaxir.torch_reference.stripformer:build_stripformer",
+    "fid_inception": "jaxir.torch_reference.fid_inception:build_fid_inception",
 }
 
 
