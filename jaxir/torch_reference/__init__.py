@@ -22,6 +22,8 @@ REFERENCES = {
     "xydeblur": "jaxir.torch_reference.xydeblur:build_xydeblur",
     "stripformer": "jaxir.torch_reference.stripformer:build_stripformer",
     "fid_inception": "jaxir.torch_reference.fid_inception:build_fid_inception",
+    "adm_unet": "jaxir.torch_reference.adm_unet:build_adm_unet",
+    "cm_unet": "jaxir.torch_reference.adm_unet:build_cm_unet",
 }
 
 
