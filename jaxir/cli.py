@@ -136,6 +136,24 @@ def cmd_build_dataset(args, overrides):
     print(f"{args.name} is prepared in {args.data_dir}")
 
 
+def cmd_fid(args, overrides):
+    from jaxir.io import list_images, read_image
+    from jaxir.metrics import fid as fidlib
+    from jaxir.metrics.inception import load_fid_inception
+
+    model, variables = load_fid_inception(args.inception)
+    features = []
+    for folder in (args.folder_a, args.folder_b):
+        paths = list_images(folder)
+        if len(paths) < 2:
+            raise UserError(f"{folder}: FID/KID need at least two images, found {len(paths)}")
+        features.append(fidlib.inception_features(model, variables, (read_image(p)[..., :3] for p in paths)))
+    score = fidlib.fid(*features)
+    kid_mean, kid_std = fidlib.kid(*features, subsets=args.kid_subsets, subset_size=args.kid_subset_size)
+    print(f"FID {score:.4f}  KID {kid_mean:.6f} ± {kid_std:.6f}  "
+          f"({len(features[0])} vs {len(features[1])} images)")
+
+
 def cmd_list(args, overrides):
     from jaxir import registry
 
@@ -208,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--torch", action="store_true", help="also run the PyTorch reference with the same weights")
+    p.add_argument("--sample-steps", type=int, default=0,
+                   help="diffusion U-Nets: time DDIM sampling over this many steps instead of train/infer")
     p.add_argument("--pipeline", help="benchmark a data pipeline instead of a model (e.g. bundled)")
     p.add_argument("--workers", default="0,1,2", help="worker counts for --pipeline")
     p.add_argument("--record", default="", help="append the row to this Markdown file (e.g. BENCHMARKS.md)")
@@ -218,6 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manual-dir", default=".", help="folder holding the official archive or extracted files")
     p.add_argument("--data-dir", default="~/tensorflow_datasets", help="TFDS data dir to write to")
     p.set_defaults(fn=cmd_build_dataset)
+
+    p = sub.add_parser("fid", help="FID and KID between two image folders (pytorch-fid's Inception)")
+    p.add_argument("folder_a")
+    p.add_argument("folder_b")
+    p.add_argument("--inception", required=True,
+                   help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or its `jaxir convert`ed .msgpack)")
+    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--kid-subset-size", type=int, default=1000)
+    p.set_defaults(fn=cmd_fid)
 
     p = sub.add_parser("list", help="list registered models and the official classes they reproduce")
     p.set_defaults(fn=cmd_list)

@@ -159,3 +159,27 @@ def test_multistep_consistency_sampling_is_keyed():
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert float(jnp.abs(a - c).max()) > 1e-4
     assert float(jnp.abs(a).max()) <= 1.0
+
+
+def test_official_task_presets():
+    from jaxir.parity import count_params
+
+    kernel = rdmd.dps_gaussian_kernel()
+    assert kernel.shape == (61, 61) and kernel.sum() == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(kernel, kernel.T, atol=1e-9)
+    op, cfg = rdmd.task("sr4")
+    assert op.scale == 4 and cfg.zeta == 0.0 and cfg.scale == 4
+    op, cfg = rdmd.task("deblur_gaussian")
+    assert cfg.lambda_ == 20.0 and cfg.tau == 0.5 and cfg.zeta == 0.3 and cfg.skip_type == "quad"
+    # The official FFHQ prior is the golden file's 93,563,910-parameter configuration.
+    model = registry.build_model("adm_unet", **rdmd.PRIORS["ffhq"])
+    abstract = [jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32), jax.ShapeDtypeStruct((1,), jnp.float32)]
+    assert count_params(model, *abstract) == 93_563_910
+    op, cfg = cm4ir.task("deblur_gauss")
+    assert cfg.zeta == 3.0 and cfg.i_n == 75 and op.kernel.sum() == pytest.approx(1.0, rel=1e-6)
+    mask = np.ones((8, 8), np.float32)
+    mask[2:4, 2:4] = 0
+    op, cfg = cm4ir.task("inpainting", mask=mask)
+    y = op.forward(jnp.ones((1, 8, 8, 3)))
+    x = cm4ir.initial_estimate(op, y, cfg, mask)
+    np.testing.assert_allclose(np.asarray(x), 1.0, atol=1e-6)  # the hole is filled from its known neighbours

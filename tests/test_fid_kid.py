@@ -38,15 +38,11 @@ def test_kid_is_the_unbiased_mmd():
     assert mean == pytest.approx(want, rel=1e-9) and std == 0.0
 
 
-def test_fid_inception_matches_pytorch_with_converted_random_weights(tmp_path):
-    torch = pytest.importorskip("torch")
-    from jaxir.metrics.inception import load_fid_inception
+def _healthy_reference(torch, images):
+    """Random weights with healthy activations: BatchNorm running statistics set from one batch."""
     from jaxir.torch_reference import build_reference
 
-    torch.manual_seed(0)
     reference = build_reference("fid_inception")
-    images = torch.rand(2, 3, 80, 96)
-    # Random weights with healthy activations: BatchNorm running statistics set from one batch.
     for module in reference.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.momentum = 1.0
@@ -55,7 +51,16 @@ def test_fid_inception_matches_pytorch_with_converted_random_weights(tmp_path):
     reference.train()
     with torch.no_grad():
         reference(images)
-    reference.eval()
+    return reference.eval()
+
+
+def test_fid_inception_matches_pytorch_with_converted_random_weights(tmp_path):
+    torch = pytest.importorskip("torch")
+    from jaxir.metrics.inception import load_fid_inception
+
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 80, 96)
+    reference = _healthy_reference(torch, images)
     with torch.no_grad():
         want = reference(images).numpy()
     torch.save(reference.state_dict(), tmp_path / "pt_inception.pth")
@@ -64,3 +69,25 @@ def test_fid_inception_matches_pytorch_with_converted_random_weights(tmp_path):
     got = fidlib.inception_features(model, variables, list(images.permute(0, 2, 3, 1).numpy()), batch_size=2)
     assert got.shape == (2, 2048) and want.std() > 1e-2
     np.testing.assert_allclose(got, want, atol=1e-4 * max(1.0, float(np.abs(want).max())), rtol=1e-3)
+
+
+@pytest.mark.slow  # another Inception compile (minutes on the 2-core CPU)
+def test_fid_command_on_two_folders(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from PIL import Image
+
+    from jaxir.cli import main
+
+    torch.manual_seed(1)
+    torch.save(_healthy_reference(torch, torch.rand(4, 3, 40, 40)).state_dict(), tmp_path / "inception.pth")
+    rng = np.random.default_rng(0)
+    for folder, offset in (("a", 0), ("b", 120)):
+        (tmp_path / folder).mkdir()
+        for i in range(3):
+            pixels = np.clip(rng.integers(0, 130, (40, 40, 3)) + offset, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / folder / f"{i}.png")
+    assert main(["fid", str(tmp_path / "a"), str(tmp_path / "b"), "--inception", str(tmp_path / "inception.pth"),
+                 "--kid-subsets", "2", "--kid-subset-size", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("FID ") and "KID" in out and "(3 vs 3 images)" in out
+    assert float(out.split()[1]) > 0

@@ -106,3 +106,45 @@ def cm_network(model, variables, labels=None):
     if labels is None:
         return lambda x, t: model.apply(variables, x, t)
     return lambda x, t: model.apply(variables, x, t, labels)
+
+
+def ddrm_gaussian_kernel() -> np.ndarray:
+    """CM4IR's 'deblur_gauss' kernel (from DDRM): separable 5 taps exp(-½ (x / 10)²), x = -2..2, normalised."""
+    taps = np.exp(-0.5 * (np.arange(-2, 3) / 10.0) ** 2)
+    taps = taps / taps.sum()
+    return np.outer(taps, taps).astype(np.float32)
+
+
+# `evaluate_CM4IR.sh`, LSUN bedroom at σ_y = 0.025 (iN, γ, ζ per task).
+LSUN_BEDROOM_TASKS = {
+    "sr4": dict(i_n=400, gamma=0.7, sigma_y=0.025),
+    "deblur_gauss": dict(i_n=75, gamma=0.01, zeta=3.0, sigma_y=0.025),
+    "inpainting": dict(i_n=150, gamma=0.2, sigma_y=0.025),
+}
+
+
+def task(name: str, image_size: int = 256, mask: np.ndarray | None = None):
+    """(operator, CM4IRConfig) of an `evaluate_CM4IR.sh` LSUN-bedroom task; inpainting needs the mask
+    (the official random_80 / letters masks are .npy files of the CM4IR repository)."""
+    from jaxir.diffusion import operators
+
+    if name not in LSUN_BEDROOM_TASKS:
+        raise ValueError(f"unknown CM4IR task {name!r} ({', '.join(LSUN_BEDROOM_TASKS)})")
+    config = CM4IRConfig(**LSUN_BEDROOM_TASKS[name])
+    if name == "sr4":
+        return operators.SuperResolution(4, operators.bicubic_kernel(4)), config
+    if name == "deblur_gauss":
+        return operators.Blur(ddrm_gaussian_kernel()), config
+    if mask is None:
+        raise ValueError("inpainting needs a mask (H, W), 1 = observed")
+    return operators.Inpainting(np.asarray(mask, np.float32)), config
+
+
+def initial_estimate(operator, y, config: CM4IRConfig, mask: np.ndarray | None = None):
+    """The paper's initialisation: A⁺_η y, median-filled where pixels are missing (inpainting)."""
+    x = initialise(operator, y, config)
+    if mask is None:
+        return x
+    from jaxir.diffusion.operators import median_fill
+
+    return jnp.stack([jnp.asarray(median_fill(np.asarray(img), np.asarray(mask))) for img in x])

@@ -160,3 +160,52 @@ def adm_x0_fn(model, variables, diffusion):
         return jnp.clip(diffusion.x0_from_eps(x, t, eps), -1.0, 1.0)
 
     return x0_fn
+
+
+# The official priors (`create_model_and_diffusion` with RDMD's model_config) as `adm_unet` kwargs.
+_ADM_COMMON = dict(in_channels=3, out_channels=6, dropout=0.0, channel_mult=(1, 1, 2, 2, 4, 4), num_heads=4,
+                   num_head_channels=64, use_scale_shift_norm=True, resblock_updown=True)
+PRIORS = {
+    "ffhq": dict(model_channels=128, num_res_blocks=1, attention_resolutions=(16,), **_ADM_COMMON),  # diffusion_ffhq_10m
+    "imagenet": dict(model_channels=256, num_res_blocks=2, attention_resolutions=(8, 16, 32),
+                     **_ADM_COMMON),  # 256x256_diffusion_uncond
+}
+
+
+def dps_gaussian_kernel(size: int = 61, std: float = 3.0) -> np.ndarray:
+    """The Gaussian kernel of RDMD's deblurring (DPS `get_operator('gaussian_blur', kernel_size=61,
+    intensity=3.0)`: scipy.ndimage.gaussian_filter of a centred delta)."""
+    import scipy.ndimage
+
+    delta = np.zeros((size, size))
+    delta[size // 2, size // 2] = 1.0
+    return scipy.ndimage.gaussian_filter(delta, sigma=std).astype(np.float32)
+
+
+def task(name: str, key=None):
+    """(operator, RDMDConfig) for 'deblur_gaussian', 'deblur_motion' (a jaxir random motion kernel: the
+    official draws from the `motionblur` package) or 'sr4', with the official defaults."""
+    from jaxir.diffusion import operators
+
+    if name == "deblur_gaussian":
+        return operators.Blur(dps_gaussian_kernel()), RDMDConfig()
+    if name == "deblur_motion":
+        from jaxir.degradations.kernels import motion_kernel
+
+        kernel = np.asarray(motion_kernel(jax.random.key(0) if key is None else key, 61))
+        return operators.Blur(kernel), RDMDConfig()
+    if name == "sr4":
+        return operators.SuperResolution(4, operators.bicubic_kernel(4)), sr_config(4)
+    raise ValueError(f"unknown RDMD task {name!r} (deblur_gaussian, deblur_motion, sr4)")
+
+
+def restore_image(model, variables, operator, degraded, key, config: RDMDConfig):
+    """One [0, 1] NHWC measurement -> the [0, 1] restoration with a converted ADM prior (`adm_unet`).
+    Deblurring starts from y, super-resolution from A⁺y (the official starts from a cv2 bicubic upsampling)."""
+    from jaxir.diffusion.gaussian import GaussianDiffusion
+
+    y = 2 * jnp.asarray(degraded, jnp.float32) - 1
+    x_init = y if config.scale == 1 else operator.pinv(y)
+    x0_fn = adm_x0_fn(model, variables, GaussianDiffusion.from_schedule("linear", config.num_train_timesteps))
+    out = jax.jit(lambda k: restore(x0_fn, operator, y, x_init, k, config))(key)
+    return (out + 1) / 2
