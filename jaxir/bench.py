@@ -190,6 +190,85 @@ def run_model_bench(name: str, kwargs: dict, size: int, batch: int, steps: int, 
     return result
 
 
+SAMPLING_HEADER = (
+    "| date | model | input | sampler | params | compile s | s / NFE | images/s | torch s / NFE | torch images/s "
+    "| ratio | machine |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def run_sampling_bench(name: str, kwargs: dict, size: int, batch: int, sample_steps: int, with_torch: bool,
+                       label: str | None = None) -> str:
+    """DDIM (η = 0) sampling of a diffusion U-Net over `sample_steps` respaced steps, same weights both sides:
+    JAX as one jitted lax.scan (`jaxir.diffusion.samplers`), PyTorch as guided-diffusion's eager loop of
+    `ddim_sample` updates on the reference network. Returns the Markdown row."""
+    from jaxir.convert.state_dict import convert_state_dict
+    from jaxir.diffusion import samplers
+    from jaxir.diffusion.gaussian import GaussianDiffusion
+    from jaxir.parity import example_inputs
+
+    entry = registry.get_entry(name)
+    model = registry.build_model(name, **kwargs)
+    channels = model.in_channels
+    abstract = example_inputs(entry, model, batch, size)
+    if with_torch:
+        state_dict = random_official_state_dict(name, kwargs)
+        variables = convert_state_dict(state_dict, model, *abstract, hooks=entry.convert_hooks)
+    else:
+        variables = model.init(jax.random.key(0), *[jnp.zeros(a.shape, a.dtype) for a in abstract])
+    params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(variables["params"]))
+    diffusion = GaussianDiffusion.from_schedule(
+        "linear", 1000, variance="learned_range" if model.out_channels == 2 * channels else "fixed_small"
+    ).respaced(str(sample_steps))
+    shape = (batch, size, size, channels)
+
+    @jax.jit
+    def run(key):
+        x_T = jax.random.normal(key, shape, jnp.float32)
+        return samplers.ddim_sample(diffusion, lambda x, t: model.apply(variables, x, t), x_T, key)
+
+    start = time.perf_counter()
+    run(jax.random.key(0)).block_until_ready()
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    run(jax.random.key(1)).block_until_ready()
+    seconds = time.perf_counter() - start
+    compile_s = max(first - seconds, 0.0)
+    torch_seconds = None
+    if with_torch:
+        torch_seconds = _torch_ddim_seconds(name, kwargs, state_dict, diffusion, shape)
+    per_nfe = seconds / sample_steps
+    torch_cells = (f"{torch_seconds / sample_steps:.3f} | {batch / torch_seconds:.4f} | "
+                   f"{torch_seconds / seconds:.2f}x") if torch_seconds else "n/a | n/a | n/a"
+    return (f"| {datetime.date.today().isoformat()} | {label or name} | {batch}x{size}x{size} "
+            f"| DDIM η=0, {sample_steps} steps | {params:,} | {compile_s:.1f} | {per_nfe:.3f} | {batch / seconds:.4f} "
+            f"| {torch_cells} | {machine_description()} |")
+
+
+def _torch_ddim_seconds(name, kwargs, state_dict, diffusion, shape) -> float:
+    import torch
+
+    from jaxir.torch_reference import build_reference
+
+    model = build_reference(name, **kwargs).eval()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.items()}, strict=True)
+    ac = torch.from_numpy(diffusion.alphas_cumprod.astype(np.float32))
+    acp = torch.from_numpy(diffusion.alphas_cumprod_prev.astype(np.float32))
+    tmap = torch.from_numpy(diffusion.timestep_map.astype(np.float32))
+    n, h, w, c = shape
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        x = torch.randn(n, c, h, w, generator=generator)
+        model(x, tmap[:1].repeat(n))  # warm-up (allocator, thread pool)
+        start = time.perf_counter()
+        for i in reversed(range(diffusion.num_timesteps)):
+            eps = model(x, tmap[i].repeat(n))[:, :c]
+            x0 = ((x - torch.sqrt(1 - ac[i]) * eps) / torch.sqrt(ac[i])).clamp(-1, 1)
+            eps = (x - torch.sqrt(ac[i]) * x0) / torch.sqrt(1 - ac[i])
+            x = torch.sqrt(acp[i]) * x0 + torch.sqrt(1 - acp[i]) * eps
+        return time.perf_counter() - start
+
+
 TABLE_HEADER = (
     "| date | model | input | dtype | params | compile s | train steps/s | infer images/s | peak MB "
     "| torch train steps/s | torch infer images/s | train ratio | infer ratio | machine |\n"
@@ -214,7 +293,7 @@ def record_row(path: str | pathlib.Path, row: str, section: str = "Models") -> N
     path = pathlib.Path(path)
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     heading = f"## {section}\n"
-    header = TABLE_HEADER if section == "Models" else None
+    header = {"Models": TABLE_HEADER, "Diffusion sampling": SAMPLING_HEADER}.get(section)
     if heading not in text:
         text = text.rstrip("\n") + f"\n\n{heading}\n" + (header or "")
     start = text.index(heading)
@@ -251,6 +330,13 @@ def run_bench(args, overrides) -> None:
         except ImportError:
             print("torch is not installed: measuring JAX only")
             with_torch = False
+    if getattr(args, "sample_steps", 0):
+        row = run_sampling_bench(name, kwargs, args.size, args.batch, args.sample_steps, with_torch, args.label)
+        print(SAMPLING_HEADER + row)
+        if args.record:
+            record_row(args.record, row, section="Diffusion sampling")
+            print(f"recorded in {args.record}")
+        return
     result = run_model_bench(name, kwargs, args.size, args.batch, args.steps, args.dtype, with_torch, args.label)
     row = format_row(result)
     print(TABLE_HEADER + row)

@@ -96,9 +96,8 @@ def cmd_convert(args, overrides):
     from jaxir.convert.state_dict import convert_state_dict
     from jaxir.convert.torch_io import load_state_dict
     from jaxir.io import save_weights
-    from jaxir.parity import input_channels
+    from jaxir.parity import example_inputs
     import jax
-    import jax.numpy as jnp
 
     if args.config:
         config = _config_from_args(args, overrides)
@@ -111,9 +110,8 @@ def cmd_convert(args, overrides):
     model = registry.build_model(name, **kwargs)
     state_dict = load_state_dict(args.checkpoint, key=args.key)
     size = max(entry.min_size, entry.pad_multiple, 64)
-    channels = input_channels(model)
-    example = jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32)
-    variables = convert_state_dict(state_dict, model, example, hooks=entry.convert_hooks)
+    example = example_inputs(entry, model, 1, size)
+    variables = convert_state_dict(state_dict, model, *example, hooks=entry.convert_hooks)
     save_weights(args.out, name, kwargs, variables)
     count = sum(int(np.prod(v.shape)) for v in jax.tree_util.tree_leaves(variables.get("params", {})))
     print(f"converted {len(state_dict)} tensors of {args.checkpoint} into {name} ({count:,} parameters): {args.out}")
@@ -127,7 +125,7 @@ def cmd_restore(args, overrides):
 
     restorer = load_restorer(
         weights=args.weights, config=args.config, workdir=args.workdir, overrides=overrides,
-        tile=args.tile, overlap=args.overlap,
+        tile=args.tile, overlap=args.overlap, samples=args.samples, seed=args.seed,
     )
     inputs = list_images(args.input)
     out = pathlib.Path(args.output)
@@ -138,6 +136,12 @@ def cmd_restore(args, overrides):
         target = out / path.name if many else out
         if many:
             target = target.with_suffix(".png")
+        if args.samples:
+            # One stochastic sample (perceptual) at OUT, the K-sample average (distortion) beside it.
+            average, restored = restored
+            average_target = target.with_name(f"{target.stem}_avg{args.samples}{target.suffix}")
+            write_image(average_target, np.clip(average, 0.0, 1.0))
+            print(f"{path} -> {average_target} (average of {args.samples} samples)")
         write_image(target, np.clip(restored, 0.0, 1.0))
         print(f"{path} -> {target}")
 
@@ -157,6 +161,24 @@ def cmd_build_dataset(args, overrides):
         return
     builders.build(args.name, args.manual_dir, args.data_dir)
     print(f"{args.name} is prepared in {args.data_dir}")
+
+
+def cmd_fid(args, overrides):
+    from jaxir.io import list_images, read_image
+    from jaxir.metrics import fid as fidlib
+    from jaxir.metrics.inception import load_fid_inception
+
+    model, variables = load_fid_inception(args.inception)
+    features = []
+    for folder in (args.folder_a, args.folder_b):
+        paths = list_images(folder)
+        if len(paths) < 2:
+            raise UserError(f"{folder}: FID/KID need at least two images, found {len(paths)}")
+        features.append(fidlib.inception_features(model, variables, (read_image(p)[..., :3] for p in paths)))
+    score = fidlib.fid(*features)
+    kid_mean, kid_std = fidlib.kid(*features, subsets=args.kid_subsets, subset_size=args.kid_subset_size)
+    print(f"FID {score:.4f}  KID {kid_mean:.6f} ± {kid_std:.6f}  "
+          f"({len(features[0])} vs {len(features[1])} images)")
 
 
 def cmd_list(args, overrides):
@@ -200,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", help="training workdir whose latest checkpoint to use")
     p.add_argument("--tile", type=int, default=0, help="tile size for bounded-memory inference (0: whole image)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    p.add_argument("--samples", type=int, default=0,
+                   help="stochastic models (dvsr): write one sample to OUTPUT and the average of K samples "
+                        "to OUTPUT_avgK")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the stochastic samples")
     p.set_defaults(fn=cmd_restore)
 
     p = sub.add_parser("parity", help="check a port against a golden file made from the official code")
@@ -232,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--torch", action="store_true", help="also run the PyTorch reference with the same weights")
+    p.add_argument("--sample-steps", type=int, default=0,
+                   help="diffusion U-Nets: time DDIM sampling over this many steps instead of train/infer")
     p.add_argument("--pipeline", help="benchmark a data pipeline instead of a model (e.g. bundled)")
     p.add_argument("--workers", default="0,1,2", help="worker counts for --pipeline")
     p.add_argument("--record", default="", help="append the row to this Markdown file (e.g. BENCHMARKS.md)")
@@ -242,6 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manual-dir", default=".", help="folder holding the official archive or extracted files")
     p.add_argument("--data-dir", default="~/tensorflow_datasets", help="TFDS data dir to write to")
     p.set_defaults(fn=cmd_build_dataset)
+
+    p = sub.add_parser("fid", help="FID and KID between two image folders (pytorch-fid's Inception)")
+    p.add_argument("folder_a")
+    p.add_argument("folder_b")
+    p.add_argument("--inception", required=True,
+                   help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or its `jaxir convert`ed .msgpack)")
+    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--kid-subset-size", type=int, default=1000)
+    p.set_defaults(fn=cmd_fid)
 
     p = sub.add_parser("list", help="list registered models and the official classes they reproduce")
     p.set_defaults(fn=cmd_list)

@@ -32,8 +32,31 @@ def make_predict_fn(model, variables, pad_multiple: int = 1, min_size: int = 1) 
     return predict
 
 
-def load_restorer(weights=None, config=None, workdir=None, overrides=(), tile: int = 0, overlap: int = 32):
-    """HWC image -> restored HWC image, from converted weights or a training run's checkpoint."""
+def make_sample_fn(entry, model, variables, num_samples: int, seed: int = 0):
+    """NHWC batch -> (average of K stochastic restorations, one of them), for models with a sampler."""
+    if entry.stochastic_restore is None:
+        raise ValueError(f"{entry.name} is deterministic; --samples needs a stochastic model (e.g. dvsr)")
+    channels = input_channels(model)
+    run = jax.jit(lambda v, x, key: entry.stochastic_restore(model, v, x, key, num_samples))
+
+    def predict(batch: np.ndarray):
+        if batch.ndim != 4 or batch.shape[-1] != channels:
+            raise ValueError(f"model expects {channels}-channel images, got an image of shape {batch.shape[1:]}")
+        h, w = batch.shape[1:3]
+        padded = pad_for_model(jnp.asarray(batch, jnp.float32), entry.pad_multiple, entry.min_size)
+        average, sample = run(variables, padded, jax.random.key(seed))
+        return np.asarray(average)[:, :h, :w], np.asarray(sample)[:, :h, :w]
+
+    return predict
+
+
+def load_restorer(weights=None, config=None, workdir=None, overrides=(), tile: int = 0, overlap: int = 32,
+                  samples: int = 0, seed: int = 0):
+    """HWC image -> restored HWC image, from converted weights or a training run's checkpoint.
+
+    With `samples` = K > 0 (stochastic models only) the restorer returns (average of K samples,
+    one sample) instead.
+    """
     if weights:
         from jaxir.io import load_weights
 
@@ -50,6 +73,11 @@ def load_restorer(weights=None, config=None, workdir=None, overrides=(), tile: i
     else:
         raise ValueError("restore needs --weights FILE, or --config FILE with --workdir DIR")
     entry = registry.get_entry(name)
+    if samples:
+        if tile:
+            raise ValueError("--samples and --tile cannot be combined")
+        sample_fn = make_sample_fn(entry, model, variables, samples, seed)
+        return lambda image: tuple(out[0] for out in sample_fn(image[None]))
     predict = make_predict_fn(model, variables, entry.pad_multiple, entry.min_size)
 
     def restore(image: np.ndarray) -> np.ndarray:

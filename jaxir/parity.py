@@ -103,7 +103,9 @@ def count_params(model, *example_inputs, **example_kwargs) -> int:
 
 def golden_inputs(meta: dict, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
     names = ["input"] + sorted((k for k in arrays if k.startswith("input_")), key=lambda k: int(k.split("_")[1]))
-    return [nchw_to_nhwc(arrays[name]).astype(np.float32) for name in names]
+    # Float inputs run in float32; integer inputs (timesteps, labels) keep their dtype.
+    return [nchw_to_nhwc(arrays[name]).astype(np.float32 if arrays[name].dtype.kind == "f" else np.int32)
+            for name in names]
 
 
 def golden_state_dict(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -155,7 +157,10 @@ def _split_top_level(text: str) -> list[str]:
 
 
 def _abstract(tree):
-    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.float32), tree)
+    # Integer inputs (timesteps, class labels) keep their dtype.
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype
+                                                                 if np.issubdtype(np.asarray(x).dtype, np.integer)
+                                                                 else jnp.float32), tree)
 
 
 def load_official_variables(meta: dict, state_dict: dict[str, np.ndarray], example_inputs: Sequence[np.ndarray]):
@@ -211,14 +216,27 @@ def input_channels(model) -> int:
     return 3
 
 
+def example_inputs(entry, model, batch: int = 1, height: int = 64, width: int | None = None) -> list:
+    """Abstract inputs for tracing `model`: the entry's own (image, timesteps, ...) or one NHWC image."""
+    width = height if width is None else width
+    if entry.example_inputs is not None:
+        return list(entry.example_inputs(model, batch, height, width))
+    return [jax.ShapeDtypeStruct((batch, height, width, input_channels(model)), jnp.float32)]
+
+
 def _example_inputs_for(entry, model, inputs: Sequence[np.ndarray]) -> list:
     """Abstract inputs shaped like the golden ones, with the first input's channels set by the model's config.
 
-    A model whose further inputs depend on its config (encoder features of a
-    configured width) declares `example_input_shapes` in its registry entry.
+    A model taking timesteps or labels declares `example_inputs`; one whose further
+    inputs depend on its config (encoder features of a configured width) declares
+    `example_input_shapes` in its registry entry.
     """
+    if entry.example_inputs is not None:
+        n, h, w = inputs[0].shape[:3]
+        return example_inputs(entry, model, n, h, w)
     shapes = [tuple(x.shape) for x in inputs]
     shapes[0] = (*shapes[0][:-1], input_channels(model))
     if entry.example_input_shapes is not None:
         shapes = [tuple(s) for s in entry.example_input_shapes(model, shapes)]
-    return [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes]
+    dtypes = [x.dtype for x in inputs]
+    return [jax.ShapeDtypeStruct(s, dtypes[i] if i < len(dtypes) else jnp.float32) for i, s in enumerate(shapes)]

@@ -30,6 +30,10 @@ _MODEL_MODULES = (
     "jaxir.models.vlu_net",
     "jaxir.models.promptir",
     "jaxir.models.moce_ir",
+    "jaxir.models.adm_unet",
+    "jaxir.models.cm_unet",
+    "jaxir.diffusion.dvsr",
+    "jaxir.metrics.inception",
 )
 
 
@@ -56,6 +60,12 @@ class ModelEntry:
     # (one per level); methods that read an encoder (DCPT) tap these.
     encoder_taps: Callable[[nn.Module], tuple[str, ...]] | None = None
     description: str = ""
+    # (model, batch, height, width) -> abstract inputs, for models taking more than one image
+    # (a diffusion U-Net's timesteps and labels); None: one NHWC image.
+    example_inputs: Callable[..., list] | None = None
+    # (model, variables, batch, key, num_samples) -> (average, one sample), for stochastic restorers
+    # (a diffusion model's sampler); None: the model is deterministic.
+    stochastic_restore: Callable[..., tuple] | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}

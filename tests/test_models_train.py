@@ -33,8 +33,11 @@ CASES = {
     # ConvIR's pooled branches need at least 256 pixels a side; P2IKT runs at its full paper width.
     "convir": ({"base_channel": 8, "num_res": 1}, 256, "experiments/convir_gopro.py", MOTION),
     "p2ikt": ({}, 64, "experiments/p2ikt_dpdd.py", DEFOCUS),
+    # GroupNorm(32) needs 32 channels per level.
+    "dvsr": ({"predictor_channels": 32, "predictor_mult": [1, 2], "denoiser_channels": 32, "denoiser_mult": [1, 1],
+              "num_res_blocks": 1}, 32, "experiments/dvsr_gopro.py", MOTION),
 }
-SLOW = {"convir", "p2ikt"}
+SLOW = {"convir", "p2ikt", "dvsr"}
 
 
 def small_config(name, kwargs, crop, recipe, degradation):

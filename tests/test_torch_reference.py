@@ -25,6 +25,8 @@ CASES = {
     "stripformer": "stripformer",
     "msbdn": "msbdn",
     "promptir": "promptir",
+    "guided_unet": "adm_unet",
+    "cm_unet": "cm_unet",
 }
 
 
@@ -57,7 +59,8 @@ def test_reference_reproduces_official_outputs(golden_dir, model_id):
     model = build_reference(CASES[model_id], **reference_kwargs(meta)).eval()
     model.load_state_dict(golden_torch_state(arrays), strict=True)
     assert param_count(model) == meta["param_count"]
-    inputs = [torch.from_numpy(arrays["input"])]
+    names = ["input"] + sorted((k for k in arrays if k.startswith("input_")), key=lambda k: int(k.split("_")[1]))
+    inputs = [torch.from_numpy(arrays[name]) for name in names]
     with torch.no_grad():
         out = model(*inputs)
     outputs = list(out) if isinstance(out, (tuple, list)) else [out]

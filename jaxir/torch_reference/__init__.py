@@ -23,6 +23,9 @@ REFERENCES = {
     "stripformer": "jaxir.torch_reference.stripformer:build_stripformer",
     "msbdn": "jaxir.torch_reference.msbdn:build_msbdn",
     "promptir": "jaxir.torch_reference.promptir:build_promptir",
+    "fid_inception": "jaxir.torch_reference.fid_inception:build_fid_inception",
+    "adm_unet": "jaxir.torch_reference.adm_unet:build_adm_unet",
+    "cm_unet": "jaxir.torch_reference.adm_unet:build_cm_unet",
 }
 
 

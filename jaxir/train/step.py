@@ -85,15 +85,26 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
         model_kwargs = method.model_kwargs(inputs, method_key)
         uses_context = getattr(loss_fn, "uses_context", False)
 
+        # Models whose loss needs the target and fresh randomness per example (a diffusion model noising
+        # it) give `training_outputs(inputs, target)` -> (prediction, label); the 'noise' stream is
+        # folded from the train state's key and step, so resuming replays it exactly.
+        trains_on_target = hasattr(model, "training_outputs")
+
         def compute_loss(params):
-            outputs, mutated = model.apply({"params": params, **collections}, inputs, train=True, rngs=rngs,
-                                           mutable=mutable, **model_kwargs)
+            if trains_on_target:
+                (outputs, label), mutated = model.apply(
+                    {"params": params, **collections}, inputs, target, train=True, method="training_outputs",
+                    rngs=rngs, mutable=mutable, **model_kwargs)
+            else:
+                outputs, mutated = model.apply({"params": params, **collections}, inputs, train=True, rngs=rngs,
+                                               mutable=mutable, **model_kwargs)
+                label = target
             new_collections = {k: v for k, v in mutated.items() if k != AUX_COLLECTION}
             base_loss = loss_fn
             if uses_context:
                 context = LossContext(aux=mutated.get(AUX_COLLECTION, {}), task=batch.get("task"))
                 base_loss = lambda o, t: loss_fn(o, t, context)  # noqa: E731
-            loss, terms = method.loss(outputs, target, {**batch, "input": inputs}, base_loss, method_state,
+            loss, terms = method.loss(outputs, label, {**batch, "input": inputs}, base_loss, method_state,
                                       method_key)
             return loss.astype(jnp.float32), (terms, new_collections)
 
