@@ -23,6 +23,8 @@ CASES = {
     "p2ikt": "p2ikt",
     "xydeblur": "xydeblur",
     "stripformer": "stripformer",
+    "airnet": "airnet",
+    "da_rcot": "da_rcot",
 }
 
 

@@ -21,6 +21,9 @@ REFERENCES = {
     "p2ikt": "jaxir.torch_reference.p2ikt:build_p2ikt",
     "xydeblur": "jaxir.torch_reference.xydeblur:build_xydeblur",
     "stripformer": "jaxir.torch_reference.stripformer:build_stripformer",
+    "airnet": "jaxir.torch_reference.airnet:build_airnet",
+    "da_rcot": "jaxir.torch_reference.da_rcot:build_mrcnet",
+    "da_rcot_fnet": "jaxir.torch_reference.da_rcot:build_fnet",
 }
 
 
