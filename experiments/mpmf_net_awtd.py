@@ -10,20 +10,18 @@ Recipe from chdwyb/MPMF-Net options.py and train.py (commit a9c511f):
   - AWTD train/input + train/target pairs, 256x256 random crops with the 8 flip/rot90
     variants (datasets.py), batch 32; 400 epochs.
   - Adam lr 2e-4, CosineAnnealingLR(T_max=400 epochs, eta_min=1e-7).
-  - Loss: L1(restored, target) + 0.1 * L1(INR output, target nearest-downsampled by 4)
-    + 0.04 * VGG16 perceptual loss (relu1_2/2_2/3_3 MSE). The perceptual term is not
-    in jaxir yet (README "not done"); this config trains without it.
-  - Validation on RainDS-syn every 3 epochs (PSNR).
+  - Loss: L1(restored, target) + 0.04 * VGG16 perceptual loss (relu1_2/2_2/3_3 MSE,
+    `vgg_perceptual`) + 0.1 * L1(INR output, target nearest-downsampled by 4).
+  - Validation on RainDS-syn every 3 epochs (PSNR); data from the `awtd` builder.
 `arg`: the number of training pairs in your AWTD copy (the official repository does
 not state it), which fixes the steps of 400 epochs; without it the schedule assumes
 100 steps per epoch.
 """
 import math
 
-from experiments.base import base_config
+from experiments.base import base_config, tfds_source
 
 EPOCHS, BATCH, CROP = 400, 32, 256
-AWTD_DIR = "~/datasets/AWTD"
 
 
 def get_config(arg: str | None = None):
@@ -31,14 +29,13 @@ def get_config(arg: str | None = None):
     c = base_config()
     c.model.name = "mpmf_net"
     c.model.kwargs = {}
-    c.data.train = {"source": "paired_folder",
-                    "kwargs": {"input_dir": f"{AWTD_DIR}/train/input", "target_dir": f"{AWTD_DIR}/train/target"}}
-    c.data.eval = {"source": "paired_folder",
-                   "kwargs": {"input_dir": f"{AWTD_DIR}/test/RainDS-syn/input",
-                              "target_dir": f"{AWTD_DIR}/test/RainDS-syn/target"}}
+    # `jaxir build-dataset awtd --manual-dir <AWTD>`; the other test sets are splits 'test_<set>'.
+    c.data.train = tfds_source("awtd", "train", features=["input", "target"])
+    c.data.eval = tfds_source("awtd", "test_raindssyn", features=["input", "target"])
     c.data.crop_size, c.data.batch_size, c.data.augment = CROP, BATCH, True
     # Outputs: (restored, coarse INR output at 1/4); the INR target is nearest-downsampled (F.interpolate default).
     c.loss.terms = [{"name": "l1", "weight": 1.0, "outputs": [0]},
+                    {"name": "vgg_perceptual", "weight": 0.04, "outputs": [0]},
                     {"name": "l1", "weight": 0.1, "outputs": [1], "label": "inr"}]
     c.loss.multiscale = "nearest"
     num_steps = EPOCHS * steps_per_epoch

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from jaxir import registry
-from jaxir.parity import flatten_outputs
+from jaxir.parity import restored_output
 
 
 @dataclasses.dataclass
@@ -90,7 +90,7 @@ def bench_jax(model, variables, x, steps: int):
     target = jnp.clip(x[..., :3], 0, 1)
 
     def loss_fn(p, batch_x):
-        out = flatten_outputs(model.apply({"params": p, **others}, batch_x, train=False))[-1]
+        out = restored_output(model, model.apply({"params": p, **others}, batch_x, train=False))
         return jnp.mean(jnp.abs(out.astype(jnp.float32) - target))
 
     @jax.jit
@@ -99,7 +99,7 @@ def bench_jax(model, variables, x, steps: int):
         updates, s = tx.update(grads, s, p)
         return optax.apply_updates(p, updates), s, loss
 
-    infer = jax.jit(lambda v, batch_x: flatten_outputs(model.apply(v, batch_x, train=False))[-1])
+    infer = jax.jit(lambda v, batch_x: restored_output(model, model.apply(v, batch_x, train=False)))
 
     start = time.perf_counter()
     compiled_train = train_step.lower(params, opt_state, x).compile()

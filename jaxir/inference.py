@@ -9,18 +9,18 @@ import numpy as np
 
 from jaxir import registry
 from jaxir.ops.tiling import tiled_apply
-from jaxir.parity import flatten_outputs, input_channels
+from jaxir.parity import input_channels, restored_output
 from jaxir.train.step import pad_for_model
 
 
 def make_predict_fn(model, variables, pad_multiple: int = 1, min_size: int = 1) -> Callable[[np.ndarray], np.ndarray]:
-    """NHWC batch -> full-resolution restoration (the last output), same H and W as the input.
+    """NHWC batch -> full-resolution restoration (`restored_output`), same H and W as the input.
 
     Inputs are reflect-padded at the bottom/right to the model's size multiple (and
     minimum size) and the result cropped back, as the official test scripts do.
     """
     channels = input_channels(model)
-    apply = jax.jit(lambda v, x: flatten_outputs(model.apply(v, x, train=False))[-1])
+    apply = jax.jit(lambda v, x: restored_output(model, model.apply(v, x, train=False)))
 
     def predict(batch: np.ndarray) -> np.ndarray:
         if batch.ndim != 4 or batch.shape[-1] != channels:

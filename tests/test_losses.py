@@ -290,3 +290,40 @@ def test_edge_loss_matches_mprnet_formulation():
     want = torch.mean(torch.sqrt((a - b) ** 2 + 1e-6))
     np.testing.assert_allclose(float(losses.edge_loss(pred, target)), float(want), rtol=1e-5)
     assert float(losses.edge_loss(target, target)) == pytest.approx(1e-3, rel=1e-4)
+
+
+def test_vgg_perceptual_matches_the_official_loss_network():
+    """DehazeFormer/MPMF-Net LossNetwork on vgg16.features[:16] (torch), with the same VGG16 weights."""
+    torch = pytest.importorskip("torch")
+    from jaxir.metrics.lpips import _load_params
+
+    vgg = _load_params("vgg")["VGG16_0"]
+    layers, cin = [], 3
+    for index in range(7):
+        kernel = vgg[f"Conv_{index}"]["kernel"]
+        conv = torch.nn.Conv2d(cin, kernel.shape[-1], 3, padding=1)
+        conv.weight.data = torch.from_numpy(np.ascontiguousarray(np.transpose(kernel, (3, 2, 0, 1))))
+        conv.bias.data = torch.from_numpy(np.asarray(vgg[f"Conv_{index}"]["bias"]))
+        layers += [conv, torch.nn.ReLU()]
+        if index in (1, 3):
+            layers.append(torch.nn.MaxPool2d(2, 2))
+        cin = kernel.shape[-1]
+    features = torch.nn.Sequential(*layers)  # indices 3, 8, 15 are relu1_2, relu2_2, relu3_3
+
+    def official(pred, gt):
+        def outs(x):
+            found = []
+            for name, module in features._modules.items():
+                x = module(x)
+                if name in ("3", "8", "15"):
+                    found.append(x)
+            return found
+        return sum(torch.nn.functional.mse_loss(a, b) for a, b in zip(outs(pred), outs(gt))) / 3
+
+    rng = np.random.default_rng(0)
+    pred, gt = (rng.uniform(size=(2, 16, 16, 3)).astype(np.float32) for _ in range(2))
+    want = official(torch.from_numpy(pred.transpose(0, 3, 1, 2)), torch.from_numpy(gt.transpose(0, 3, 1, 2)))
+    fn = losses.build_loss([{"name": "vgg_perceptual"}])
+    total, terms = fn(jnp.asarray(pred), jnp.asarray(gt))
+    np.testing.assert_allclose(float(terms["vgg_perceptual"]), want.item(), rtol=1e-4)
+    assert float(fn(jnp.asarray(gt), jnp.asarray(gt))[0]) == 0.0

@@ -27,6 +27,8 @@ CASES = {
     "promptir": "promptir",
     "guided_unet": "adm_unet",
     "cm_unet": "cm_unet",
+    "airnet": "airnet",
+    "da_rcot": "da_rcot",
 }
 
 

@@ -24,6 +24,7 @@ from data_pipelines.builders.derain import Rain13k, Rain100h, Rain100l
 from data_pipelines.builders.desnow import Csd, Snow100k, Srrs
 from data_pipelines.builders.lowlight import Lol
 from data_pipelines.builders.motion_blur import Gopro, Hide, RealblurJ, RealblurR
+from data_pipelines.builders.weather import Awtd
 
 _ALL: tuple[type[RestorationBuilder], ...] = (
     Gopro, Hide, RealblurJ, RealblurR,
@@ -33,6 +34,7 @@ _ALL: tuple[type[RestorationBuilder], ...] = (
     Bsd400, Wed, Bsd68, Cbsd68, Kodak24, Urban100, Sidd,
     Snow100k, Csd, Srrs,
     Lol,
+    Awtd,
 )
 
 # Benchmark name (= TFDS dataset name) -> builder class.

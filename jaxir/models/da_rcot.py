@@ -46,6 +46,9 @@ def _sequential(blocks):
 
 
 class MRCNet(nn.Module):
+    # Outputs in the official order (restored, auxiliary): evaluation and inference take the first.
+    RESTORED_OUTPUT = 0
+
     inp_channels: int = 3
     out_channels: int = 3
     dim: int = 48

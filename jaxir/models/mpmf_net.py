@@ -387,6 +387,9 @@ class INR(nn.Module):
 
 
 class MPMFNet(nn.Module):
+    # Outputs in the official order (restored, auxiliary): evaluation and inference take the first.
+    RESTORED_OUTPUT = 0
+
     in_chans: int = 3
     out_chans: int = 3
     window_size: int = 8

@@ -12,10 +12,13 @@ contributes only when inside). For deformable group g the offset channels are
 `2 * (g * K + k)` (Δy) and `2 * (g * K + k) + 1` (Δx), the mask channel is `g * K + k`.
 
 Written as four gathers per kernel point and one contraction, so it is differentiable
-in the input, offsets, mask and weight by JAX's own autodiff.
+in the input, offsets, mask and weight by JAX's own autodiff. The sampled columns
+(B, Ho, Wo, K, C) are K times the input's size; they are rematerialised in the
+backward pass (jax.checkpoint) instead of being kept for every layer.
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
@@ -69,6 +72,16 @@ def modulated_deform_conv2d(x, offset, mask, weight, bias=None, stride: int | Se
     if offset.shape != (b, ho, wo, 2 * dg * k) or mask.shape != (b, ho, wo, dg * k):
         raise ValueError(f"offset {offset.shape} / mask {mask.shape} do not match output {(b, ho, wo)}, "
                          f"{dg} deformable group(s) of {k} kernel points")
+    return _deform_columns_and_contract(x, offset, mask, weight, bias, (sh, sw), (ph, pw), (dh, dw), groups, dg)
+
+
+@functools.partial(jax.checkpoint, static_argnums=(5, 6, 7, 8, 9))
+def _deform_columns_and_contract(x, offset, mask, weight, bias, stride, padding, dilation, groups, dg):
+    b, h, w, c = x.shape
+    out_ch, c_per_group, kh, kw = weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    k = kh * kw
+    ho, wo = offset.shape[1:3]
     offset = offset.reshape(b, ho, wo, dg, k, 2)
     mask = mask.reshape(b, ho, wo, dg, k)
     # Base sampling grid: output pixel times stride, minus padding, plus the kernel tap.

@@ -26,6 +26,9 @@ REFERENCES = {
     "fid_inception": "jaxir.torch_reference.fid_inception:build_fid_inception",
     "adm_unet": "jaxir.torch_reference.adm_unet:build_adm_unet",
     "cm_unet": "jaxir.torch_reference.adm_unet:build_cm_unet",
+    "airnet": "jaxir.torch_reference.airnet:build_airnet",
+    "da_rcot": "jaxir.torch_reference.da_rcot:build_mrcnet",
+    "da_rcot_fnet": "jaxir.torch_reference.da_rcot:build_fnet",
 }
 
 

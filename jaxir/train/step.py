@@ -10,7 +10,7 @@ import optax
 from jax.sharding import Mesh
 
 from jaxir.losses import AUX_COLLECTION, LossContext
-from jaxir.parity import flatten_outputs
+from jaxir.parity import flatten_outputs, restored_output
 from jaxir.train import sharding as shd
 from jaxir.train.optim import update_ema
 from jaxir.train.state import TrainState
@@ -195,7 +195,7 @@ def make_eval_step(model: nn.Module, *, degradation: Sequence[Any] | None = None
         h, w = target.shape[1:3]
         inputs = pad_for_model(degraded_input(batch, degradation), pad_multiple, min_size)
         outputs = model.apply(variables, inputs, train=False)
-        restored = flatten_outputs(outputs)[-1][:, :h, :w].astype(jnp.float32)
+        restored = restored_output(model, outputs)[:, :h, :w].astype(jnp.float32)
         scores = _scores(restored, target, convention)
         degraded = inputs[:, :h, :w]
         if degraded.shape[-1] == target.shape[-1]:
