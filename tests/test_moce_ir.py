@@ -48,6 +48,7 @@ def test_only_routed_experts_execute():
     np.testing.assert_allclose(out_sparse, out_dense, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_topk_two_sums_gated_experts_and_matches_dense():
     x = jax.random.uniform(jax.random.key(2), (2, 8, 8, 3))
     sparse = registry.build_model("moce_ir", **dict(TINY, topk=2))
@@ -96,6 +97,7 @@ def test_complexity_is_expert_params_over_the_max():
     assert stored.shape == (3,)
 
 
+@pytest.mark.slow  # compiles the gradient through the experts: about a CPU-minute
 def test_training_sows_one_balance_loss_per_decoder_block_and_the_aux_term_averages_them():
     model = registry.build_model("moce_ir", **TINY)
     x = jax.random.uniform(jax.random.key(3), (3, 8, 8, 3))
