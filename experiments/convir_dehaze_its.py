@@ -28,6 +28,7 @@ from experiments.convir_gopro import SIZES, convir_recipe, parse_size
 ITS_TRAIN_PAIRS = 13990
 # Real-haze dataset -> its number of training pairs (the NTIRE train split the builder makes).
 REAL_HAZE = {"nh_haze": 45, "dense_haze": 45, "o_haze": 35}
+ARGS = tuple(SIZES) + tuple(f"{d}-{s}" for d in REAL_HAZE for s in SIZES)  # paper config names (jaxir.paper_configs)
 
 
 def get_config(arg: str | None = None):

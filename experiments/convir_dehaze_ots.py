@@ -21,6 +21,7 @@ from experiments.base import tfds_source
 from experiments.convir_gopro import convir_recipe, parse_size
 
 OTS_TRAIN_PAIRS = 313_950
+ARGS = ("s", "b", "l")  # paper config names (jaxir.paper_configs)
 
 
 def get_config(arg: str | None = None):

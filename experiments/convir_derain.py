@@ -20,6 +20,8 @@ point --config.data.eval at a folder source to score Test100/Test2800.
 from experiments.base import tfds_source
 from experiments.convir_gopro import convir_recipe, parse_size
 
+ARGS = ("s", "b", "l")  # paper config names (jaxir.paper_configs)
+
 RAIN13K_TRAIN_PAIRS = 13712
 
 

@@ -30,6 +30,7 @@ from experiments.convir_gopro import convir_recipe, parse_size
 OFFICIAL_TRAIN_PAIRS = 2500
 # dataset -> (eval split, metric convention)
 DATASETS = {"csd": ("test", "csd"), "srrs": ("test", "csd"), "snow100k": ("test_l", "snow100k")}
+ARGS = tuple(f"{d}-{s}" for d in DATASETS for s in ("s", "b", "l"))  # paper config names (jaxir.paper_configs)
 
 
 def get_config(arg: str | None = None):

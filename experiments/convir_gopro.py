@@ -30,6 +30,7 @@ import ml_collections
 from experiments.base import base_config, tfds_source
 
 SIZES = {"s": 4, "b": 8, "l": 16}  # ConvIR-S/B/L: num_res (official 'version' small/base/large)
+ARGS = tuple(SIZES)  # paper config names convir-gopro-s/-b/-l (jaxir.paper_configs)
 GOPRO_TRAIN_PAIRS = 2103
 
 

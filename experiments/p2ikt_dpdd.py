@@ -23,6 +23,7 @@ TRAIN_PAIRS = 350
 BATCH = 4
 STEPS_PER_EPOCH = math.ceil(TRAIN_PAIRS / BATCH)
 EPOCHS = 1600
+ARGS = ("paper", "official")  # paper config names (jaxir.paper_configs)
 
 
 def p2ikt_loss_terms(supervision: str) -> list[dict]:

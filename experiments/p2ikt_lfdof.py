@@ -16,6 +16,7 @@ TRAIN_PAIRS = 11_261
 BATCH = 4
 STEPS_PER_EPOCH = math.ceil(TRAIN_PAIRS / BATCH)
 EPOCHS = 1600
+ARGS = ("paper", "official")  # paper config names (jaxir.paper_configs)
 
 
 def get_config(arg: str | None = None):

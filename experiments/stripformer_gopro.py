@@ -34,6 +34,7 @@ BATCH_SIZE = 8
 STEPS_PER_EPOCH = math.ceil(GOPRO_TRAIN_PAIRS / BATCH_SIZE)
 # stage -> (crop side, epochs)
 STAGES = {"pretrain": (256, 3000), "finetune": (512, 1000)}
+ARGS = tuple(STAGES)  # paper config names (jaxir.paper_configs)
 
 
 def get_config(arg=None):

@@ -93,10 +93,8 @@ def cmd_convert(args, overrides):
 
 
 def cmd_restore(args, overrides):
-    from jaxir.inference import load_restorer
-
-    import numpy as np
-    from jaxir.io import list_images, read_image, write_image
+    from jaxir.inference import load_restorer, restore_pixels
+    from jaxir.io import list_images, read_pixels, write_pixels
 
     restorer = load_restorer(
         weights=args.weights, config=args.config, workdir=args.workdir, overrides=overrides,
@@ -106,12 +104,14 @@ def cmd_restore(args, overrides):
     out = pathlib.Path(args.output)
     many = len(inputs) > 1 or pathlib.Path(args.input).is_dir()
     for path in inputs:
-        image = read_image(path)
-        restored = restorer(image)
+        pixels, notes = read_pixels(path)
+        restored, more = restore_pixels(restorer, restorer.channels, pixels)
         target = out / path.name if many else out
         if many:
             target = target.with_suffix(".png")
-        write_image(target, np.clip(restored, 0.0, 1.0))
+        notes += more + write_pixels(target, restored)
+        for note in notes:
+            print(f"{path}: note: {note}", file=sys.stderr)
         print(f"{path} -> {target}")
 
 
