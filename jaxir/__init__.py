@@ -6,7 +6,7 @@ The Python API (see README, "Python"):
     load_weights(name, path)           -> Model with converted (.msgpack) or official (.pth/.safetensors) weights
     restore(image, model=..., tile=)   -> the restored image, in the input's kind, bit depth and layout
     model_names(), paper_config_names(), count_params(name_or_model)
-    metrics, degradations              -> subpackages, imported on first use
+    metrics, degradations, zoo         -> subpackages, imported on first use
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from typing import Any
 
 __all__ = [
     "Model", "count_params", "create_model", "degradations", "load_weights", "metrics", "model_names",
-    "paper_config_names", "restore",
+    "paper_config_names", "restore", "zoo",
 ]
 
 _API = ("Model", "count_params", "create_model", "load_weights", "model_names", "paper_config_names", "restore")
-_SUBMODULES = ("metrics", "degradations")
+_SUBMODULES = ("metrics", "degradations", "zoo")
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ import numpy as np
 from jaxir import registry
 from jaxir.paper_configs import get_paper_config, normalize, paper_configs
 
-OFFICIAL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+OFFICIAL_SUFFIXES = (".pth", ".pt", ".pkl", ".tar", ".ckpt", ".bin", ".safetensors")
 
 
 class Model(NamedTuple):

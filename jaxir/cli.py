@@ -43,6 +43,8 @@ def cmd_eval(args, overrides):
         return
     from jaxir.train.loop import evaluate
 
+    if not args.config:
+        raise UserError("eval needs --config (its eval set and metrics) unless --benchmark is given")
     config = _config_from_args(args, overrides)
     if not (args.workdir or args.checkpoint):
         raise UserError("eval needs --workdir RUN (a training run) or --checkpoint W.msgpack (converted weights)")
@@ -132,6 +134,22 @@ def cmd_build_dataset(args, overrides):
     print(f"{args.name} is prepared in {args.data_dir}")
 
 
+def cmd_zoo(args, overrides):
+    from jaxir import zoo
+
+    if args.action == "list":
+        print(zoo.format_table())
+        return
+    if args.action != "convert" or not args.name or not args.file:
+        raise UserError("usage: jaxir zoo list | jaxir zoo convert NAME FILE [OUT]")
+    entry = zoo.get(args.name)
+    out = args.out or f"{entry.name}.msgpack"
+    count, path = zoo.convert(entry, args.file, out)
+    print(f"{args.file}: {entry.name} checked and converted ({count:,} parameters, as official): {path}")
+    if entry.eval_command:
+        print(f"reproduce the published scores with: {entry.eval_command.replace(entry.name + '.msgpack', str(path))}")
+
+
 def cmd_list(args, overrides):
     from jaxir import registry
 
@@ -156,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("eval", help="evaluate a trained model (or run a benchmark protocol)")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", help="experiments config (optional with --benchmark and --checkpoint)")
     p.add_argument("--workdir", help="training workdir holding checkpoints")
     p.add_argument("--checkpoint", help="converted weights (.msgpack from `jaxir convert`)")
     p.add_argument("--benchmark", help="benchmark protocol name (see `jaxir eval --benchmark list`)")
@@ -211,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="~/tensorflow_datasets", help="TFDS data dir to write to")
     p.set_defaults(fn=cmd_build_dataset)
 
+    p = sub.add_parser("zoo", help="official pretrained checkpoints: list them, or check and convert a download")
+    p.add_argument("action", choices=["list", "convert"])
+    p.add_argument("name", nargs="?", help="zoo checkpoint name (see `jaxir zoo list`)")
+    p.add_argument("file", nargs="?", help="the downloaded official checkpoint")
+    p.add_argument("out", nargs="?", help="output .msgpack (default NAME.msgpack)")
+    p.set_defaults(fn=cmd_zoo)
+
     p = sub.add_parser("list", help="list registered models and the official classes they reproduce")
     p.set_defaults(fn=cmd_list)
     return parser
@@ -226,8 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"`{args.command}` takes no --config.KEY overrides")
     from jaxir.config import ConfigError
     from jaxir.convert.state_dict import ConversionError
+    from jaxir.convert.torch_io import CheckpointError
 
-    user_errors = (UserError, ConfigError, ConversionError, FileNotFoundError, ValueError, KeyError)
+    user_errors = (UserError, ConfigError, ConversionError, CheckpointError, FileNotFoundError, ValueError, KeyError)
     try:
         args.fn(args, overrides)
     except user_errors as err:

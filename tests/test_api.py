@@ -16,7 +16,7 @@ from jaxir.io import save_weights
 
 TINY = {"width": 4, "enc_blk_nums": [1], "middle_blk_num": 1, "dec_blk_nums": [1]}
 DOCUMENTED = ("Model", "count_params", "create_model", "load_weights", "model_names", "paper_config_names",
-              "restore", "metrics", "degradations")
+              "restore", "metrics", "degradations", "zoo")
 
 
 @pytest.fixture(scope="module")
