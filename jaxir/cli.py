@@ -134,6 +134,13 @@ def cmd_build_dataset(args, overrides):
     print(f"{args.name} is prepared in {args.data_dir}")
 
 
+def cmd_report(args, overrides):
+    from jaxir.report import write_report
+
+    for path in write_report(args.run_dir, args.out):
+        print(path)
+
+
 def cmd_zoo(args, overrides):
     from jaxir import zoo
 
@@ -228,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manual-dir", default=".", help="folder holding the official archive or extracted files")
     p.add_argument("--data-dir", default="~/tensorflow_datasets", help="TFDS data dir to write to")
     p.set_defaults(fn=cmd_build_dataset)
+
+    p = sub.add_parser("report", help="draw a training run's curves and sample grids to PNG")
+    p.add_argument("run_dir", help="a `jaxir train` workdir (holding metrics.jsonl)")
+    p.add_argument("--out", help="output folder (default RUN_DIR/report)")
+    p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("zoo", help="official pretrained checkpoints: list them, or check and convert a download")
     p.add_argument("action", choices=["list", "convert"])
