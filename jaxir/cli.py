@@ -39,8 +39,18 @@ def cmd_eval(args, overrides):
     if args.benchmark:
         from jaxir.evaluation import run_benchmark
 
-        run_benchmark(args, overrides)
+        page = None
+        if args.report:
+            from jaxir.benchmark_page import BenchmarkPage
+
+            page = BenchmarkPage(args.report)
+        result = run_benchmark(args, overrides, on_image=page.add_image if page else None)
+        if page is not None and result is not None:
+            # The page always shows the paper's numbers: it exists to compare against them.
+            print(f"wrote {page.write(result, paper=True)}")
         return
+    if args.report:
+        raise UserError("--report goes with --benchmark")
     from jaxir.train.loop import evaluate
 
     if not args.config:
@@ -188,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="TFDS data dir or dataset folder for --benchmark")
     p.add_argument("--out", help="where to write the results table (Markdown and JSON)")
     p.add_argument("--paper", action="store_true", help="put the paper's reported numbers beside the measured ones")
+    p.add_argument("--report", help="with --benchmark: write an HTML page (table beside the paper, per-image "
+                                    "thumbnails worst first) to this folder")
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("restore", help="restore an image or a folder of images")
