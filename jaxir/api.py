@@ -12,9 +12,11 @@ whose kwargs may be overridden. A model is the pair (Linen module, variables).
 from __future__ import annotations
 
 import pathlib
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
+from PIL import Image
 
 from jaxir import registry
 from jaxir.paper_configs import get_paper_config, normalize, paper_configs
@@ -105,7 +107,7 @@ def load_weights(name: str | None, path: str | pathlib.Path, *, key: str | None 
     if path.suffix.lower() not in OFFICIAL_SUFFIXES:
         stored_name, stored_kwargs, variables = read_msgpack(path)
         if name is not None:
-            wanted, wanted_kwargs = resolve(name, **kwargs)
+            wanted, _ = resolve(name, **kwargs)
             if wanted != stored_name:
                 raise ValueError(f"{path} holds a {stored_name!r} model, not {name!r} ({wanted})")
         module = registry.build_model(stored_name, **stored_kwargs)
@@ -141,33 +143,27 @@ def restore(image: Any, model: Model | str | pathlib.Path, *, tile: int = 0, ove
     model: a `Model` (from `create_model`/`load_weights`) or the path of a jaxir
       weights file.
     tile, overlap: restore in tiles of `tile` pixels (0: whole image) to bound memory.
+
+    Each call compiles the model for the image's size; for many images use
+    `jaxir.inference.load_restorer`. What cannot be kept (a colour image through a
+    greyscale model) is reported with `warnings.warn`.
     """
-    from jaxir.inference import make_predict_fn, restore_pixels
-    from jaxir.ops.tiling import tiled_apply
-    from jaxir.parity import input_channels
+    from jaxir.inference import make_restore_fn, restore_pixels
 
     model = _as_model(model)
-    entry = registry.get_entry(model.name)
-    predict = make_predict_fn(model.module, model.variables, entry.pad_multiple, entry.min_size)
-    if tile and tile < entry.min_size:
-        raise ValueError(f"tile {tile} is below the smallest input {model.name} accepts ({entry.min_size})")
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return tiled_apply(predict, x, tile, overlap) if tile else predict(x[None])[0]
-
-    channels = input_channels(model.module)
-    from PIL import Image
-
+    run = make_restore_fn(model.module, model.variables, model.name, tile, overlap)
     if isinstance(image, Image.Image):
         from jaxir.io import pil_to_pixels
 
-        pixels, _ = pil_to_pixels(image)
-        restored, _ = restore_pixels(run, channels, pixels)
+        pixels, notes = pil_to_pixels(image)
+        restored, more = restore_pixels(run, run.channels, pixels)
+        _warn(notes + more)
         return _pixels_to_pil(restored, image.mode)
     is_jax = type(image).__module__.startswith("jax")
     pixels = np.asarray(image)
     squeeze = pixels.ndim == 2
-    restored, _ = restore_pixels(run, channels, pixels)
+    restored, notes = restore_pixels(run, run.channels, pixels)
+    _warn(notes)
     if squeeze:
         restored = restored[..., 0]
     if is_jax:
@@ -176,10 +172,13 @@ def restore(image: Any, model: Model | str | pathlib.Path, *, tile: int = 0, ove
     return restored
 
 
+def _warn(notes: list[str]) -> None:
+    for note in notes:
+        warnings.warn(note, stacklevel=3)
+
+
 def _pixels_to_pil(pixels: np.ndarray, mode: str):
     """Pixels from `pil_to_pixels` back to a PIL image of the original mode where PIL can hold it."""
-    from PIL import Image
-
     if pixels.dtype == np.uint16:
         out = Image.fromarray(pixels[..., 0].astype(np.int32), "I")
     else:

@@ -49,15 +49,21 @@ def load_restorer(weights=None, config=None, workdir=None, overrides=(), tile: i
         variables = load_inference_variables(cfg, workdir)
     else:
         raise ValueError("restore needs --weights FILE, or --config FILE with --workdir DIR")
+    return make_restore_fn(model, variables, name, tile, overlap)
+
+
+def make_restore_fn(model, variables, name: str, tile: int = 0, overlap: int = 32) -> Callable[[np.ndarray], np.ndarray]:
+    """HWC float image -> its restoration by registered model `name` (whole, or in tiles of `tile` pixels).
+
+    The function's `channels` attribute is the model's input channel count.
+    """
     entry = registry.get_entry(name)
+    if tile and tile < entry.min_size:
+        raise ValueError(f"tile {tile} is below the smallest input {name} accepts ({entry.min_size})")
     predict = make_predict_fn(model, variables, entry.pad_multiple, entry.min_size)
 
     def restore(image: np.ndarray) -> np.ndarray:
-        if tile:
-            if tile < entry.min_size:
-                raise ValueError(f"--tile {tile} is below the smallest input {name} accepts ({entry.min_size})")
-            return tiled_apply(predict, image, tile, overlap)
-        return predict(image[None])[0]
+        return tiled_apply(predict, image, tile, overlap) if tile else predict(image[None])[0]
 
     restore.channels = input_channels(model)
     return restore

@@ -136,6 +136,15 @@ def test_restore_keeps_kind_dtype_and_layout(tiny, tmp_path):
         jaxir.restore(np.zeros((8, 8, 5), np.float32), model=tiny)
 
 
+def test_colour_through_a_greyscale_model_is_restored_per_channel_and_said(tiny):
+    grey_model = jaxir.create_model("nafnet", img_channel=1, **TINY)
+    image = np.random.default_rng(1).random((12, 16, 3), np.float32)
+    with pytest.warns(UserWarning, match="each colour channel was restored on its own"):
+        out = jaxir.restore(image, model=grey_model)
+    assert out.shape == image.shape
+    np.testing.assert_allclose(out[..., 1:2], np.clip(_apply(grey_model, image[..., 1:2]), 0, 1), atol=1e-6)
+
+
 def test_create_model_is_seeded(tiny):
     again = jaxir.create_model("nafnet", seed=1, **TINY)
     other = jaxir.create_model("nafnet", seed=2, **TINY)
