@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from jaxir import registry
-from jaxir.paper_configs import get_paper_config, normalize, paper_configs
+from jaxir.paper_configs import get_paper_config, paper_configs
 
 OFFICIAL_SUFFIXES = (".pth", ".pt", ".pkl", ".tar", ".ckpt", ".bin", ".safetensors")
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import pathlib
 
 import jax
 import jax.numpy as jnp
