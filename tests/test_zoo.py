@@ -40,7 +40,11 @@ def test_manifest_entries_are_complete_and_point_at_official_pages():
 
 def test_every_registered_model_has_official_checkpoints_in_the_zoo():
     covered = {e.resolve()[0] for e in ENTRIES.values()}
-    missing = sorted(set(registry.model_names()) - covered)
+    # The architectures jaxir ships (other tests register tiny test-only models).
+    shipped = {n for n in registry.model_names()
+               if getattr(registry.get_entry(n).builder, "__module__", "") in registry._MODEL_MODULES}
+    assert {"nafnet", "restormer", "p2ikt"} <= shipped
+    missing = sorted(shipped - covered)
     assert not missing, f"registered models without a zoo entry in jaxir/zoo/manifest.toml: {missing}"
 
 
