@@ -20,6 +20,7 @@ point --config.data.eval at a folder source to score Test100/Test2800.
 from experiments.base import tfds_source
 from experiments.convir_gopro import convir_recipe, parse_size
 
+
 RAIN13K_TRAIN_PAIRS = 13712
 VARIANTS = ("l", "s", "b")  # the first is the default; build_net() of Image_deraining is ConvIR-L
 

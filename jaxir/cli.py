@@ -39,10 +39,22 @@ def cmd_eval(args, overrides):
     if args.benchmark:
         from jaxir.evaluation import run_benchmark
 
-        run_benchmark(args, overrides)
+        page = None
+        if args.report:
+            from jaxir.benchmark_page import BenchmarkPage
+
+            page = BenchmarkPage(args.report)
+        result = run_benchmark(args, overrides, on_image=page.add_image if page else None)
+        if page is not None and result is not None:
+            # The page always shows the paper's numbers: it exists to compare against them.
+            print(f"wrote {page.write(result, paper=True)}")
         return
+    if args.report:
+        raise UserError("--report goes with --benchmark")
     from jaxir.train.loop import evaluate
 
+    if not args.config:
+        raise UserError("eval needs --config (its eval set and metrics) unless --benchmark is given")
     config = _config_from_args(args, overrides)
     if not (args.workdir or args.checkpoint):
         raise UserError("eval needs --workdir RUN (a training run) or --checkpoint W.msgpack (converted weights)")
@@ -118,31 +130,44 @@ def cmd_convert(args, overrides):
 
 
 def cmd_restore(args, overrides):
-    from jaxir.inference import load_restorer
-
-    import numpy as np
-    from jaxir.io import list_images, read_image, write_image
+    from jaxir.inference import load_restorer, restore_pixels
+    from jaxir.io import list_images, read_pixels, write_pixels
 
     restorer = load_restorer(
         weights=args.weights, config=args.config, workdir=args.workdir, overrides=overrides,
         tile=args.tile, overlap=args.overlap, samples=args.samples, seed=args.seed,
     )
+    if args.samples:
+        # A stochastic restorer gives (average of K samples, one sample) per image: keep both.
+        sampler, cache = restorer, {}
+
+        def restorer(image):
+            cache.clear()
+            cache[image.tobytes()] = sampler(image)
+            return cache[image.tobytes()][1]
+
+        def averages(image):
+            return cache[image.tobytes()][0]
+
+        restorer.channels = sampler.channels
     inputs = list_images(args.input)
     out = pathlib.Path(args.output)
     many = len(inputs) > 1 or pathlib.Path(args.input).is_dir()
     for path in inputs:
-        image = read_image(path)
-        restored = restorer(image)
+        pixels, notes = read_pixels(path)
+        restored, more = restore_pixels(restorer, restorer.channels, pixels)
         target = out / path.name if many else out
         if many:
             target = target.with_suffix(".png")
+        notes += more + write_pixels(target, restored)
         if args.samples:
-            # One stochastic sample (perceptual) at OUT, the K-sample average (distortion) beside it.
-            average, restored = restored
+            # The stochastic sample (perceptual) is at OUT; the K-sample average (distortion) beside it.
             average_target = target.with_name(f"{target.stem}_avg{args.samples}{target.suffix}")
-            write_image(average_target, np.clip(average, 0.0, 1.0))
+            average, _ = restore_pixels(averages, restorer.channels, pixels)
+            notes += write_pixels(average_target, average)
             print(f"{path} -> {average_target} (average of {args.samples} samples)")
-        write_image(target, np.clip(restored, 0.0, 1.0))
+        for note in notes:
+            print(f"{path}: note: {note}", file=sys.stderr)
         print(f"{path} -> {target}")
 
 
@@ -181,6 +206,29 @@ def cmd_fid(args, overrides):
           f"({len(features[0])} vs {len(features[1])} images)")
 
 
+def cmd_report(args, overrides):
+    from jaxir.report import write_report
+
+    for path in write_report(args.run_dir, args.out):
+        print(path)
+
+
+def cmd_zoo(args, overrides):
+    from jaxir import zoo
+
+    if args.action == "list":
+        print(zoo.format_table())
+        return
+    if args.action != "convert" or not args.name or not args.file:
+        raise UserError("usage: jaxir zoo list | jaxir zoo convert NAME FILE [OUT]")
+    entry = zoo.get(args.name)
+    out = args.out or f"{entry.name}.msgpack"
+    count, path = zoo.convert(entry, args.file, out)
+    print(f"{args.file}: {entry.name} checked and converted ({count:,} parameters, as official): {path}")
+    if entry.eval_command:
+        print(f"reproduce the published scores with: {entry.eval_command.replace(entry.name + '.msgpack', str(path))}")
+
+
 def cmd_list(args, overrides):
     from jaxir import registry
 
@@ -205,13 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("eval", help="evaluate a trained model (or run a benchmark protocol)")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", help="experiments config (optional with --benchmark and --checkpoint)")
     p.add_argument("--workdir", help="training workdir holding checkpoints")
     p.add_argument("--checkpoint", help="converted weights (.msgpack from `jaxir convert`)")
     p.add_argument("--benchmark", help="benchmark protocol name (see `jaxir eval --benchmark list`)")
     p.add_argument("--data-dir", help="TFDS data dir or dataset folder for --benchmark")
     p.add_argument("--out", help="where to write the results table (Markdown and JSON)")
     p.add_argument("--paper", action="store_true", help="put the paper's reported numbers beside the measured ones")
+    p.add_argument("--report", help="with --benchmark: write an HTML page (table beside the paper, per-image "
+                                    "thumbnails worst first) to this folder")
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("restore", help="restore an image or a folder of images")
@@ -280,6 +330,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kid-subset-size", type=int, default=1000)
     p.set_defaults(fn=cmd_fid)
 
+    p = sub.add_parser("report", help="draw a training run's curves and sample grids to PNG")
+    p.add_argument("run_dir", help="a `jaxir train` workdir (holding metrics.jsonl)")
+    p.add_argument("--out", help="output folder (default RUN_DIR/report)")
+    p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("zoo", help="official pretrained checkpoints: list them, or check and convert a download")
+    p.add_argument("action", choices=["list", "convert"])
+    p.add_argument("name", nargs="?", help="zoo checkpoint name (see `jaxir zoo list`)")
+    p.add_argument("file", nargs="?", help="the downloaded official checkpoint")
+    p.add_argument("out", nargs="?", help="output .msgpack (default NAME.msgpack)")
+    p.set_defaults(fn=cmd_zoo)
+
     p = sub.add_parser("list", help="list registered models and the official classes they reproduce")
     p.set_defaults(fn=cmd_list)
     return parser
@@ -295,9 +357,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"`{args.command}` takes no --config.KEY overrides")
     from jaxir.config import ConfigError
     from jaxir.convert.state_dict import ConversionError
+    from jaxir.convert.torch_io import CheckpointError
     from jaxir.recipes import RecipeError
 
-    user_errors = (UserError, ConfigError, ConversionError, RecipeError, FileNotFoundError, ValueError, KeyError)
+    user_errors = (UserError, ConfigError, ConversionError, CheckpointError, RecipeError, FileNotFoundError,
+                   ValueError, KeyError)
     try:
         args.fn(args, overrides)
     except user_errors as err:

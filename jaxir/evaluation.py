@@ -43,6 +43,17 @@ _METRIC_LABELS = {"psnr": "PSNR", "ssim": "SSIM", "mae": "MAE", "lpips": "LPIPS"
 _METRIC_DIGITS = {"psnr": 2, "ssim": 4, "mae": 4, "lpips": 4}
 
 PredictFn = Callable[[np.ndarray], Any]
+# Called per image with (set name, image name, model input, restoration, target, scores).
+ImageHook = Callable[[str, str, np.ndarray, np.ndarray, np.ndarray, Mapping[str, float]], None]
+
+# (TFDS builder, split) -> images in the official test set, as the protocols state it. A set with
+# another count (a partial or wrong download) is scored but marked not comparable with the papers.
+TEST_SET_SIZES: dict[tuple[str, str], int] = {
+    ("gopro", "test"): 1111, ("hide", "test"): 2025, ("realblur_j", "test"): 980, ("realblur_r", "test"): 980,
+    ("dpdd", "test"): 76, ("realdof", "test"): 50, ("sots_indoor", "test"): 500, ("sots_outdoor", "test"): 500,
+    ("rain100l", "test"): 100, ("rain100h", "test"): 100, ("bsd68", "test"): 68, ("cbsd68", "test"): 68,
+    ("kodak24", "test"): 24, ("urban100", "test"): 100, ("sidd", "validation"): 1280, ("lol", "test"): 15,
+}
 
 
 # ----------------------------------------------------------------------------
@@ -87,6 +98,11 @@ class EvalSet:
                              f"{INPUT_QUANTIZATIONS}, got {self.input_quantization!r}")
         if self.crop_multiple < 1:
             raise ValueError(f"EvalSet {self.name!r}: crop_multiple must be >= 1")
+
+    @property
+    def expected_count(self) -> int | None:
+        """Images in the official test set (None where not recorded)."""
+        return TEST_SET_SIZES.get((self.dataset, self.split))
 
     @property
     def channels(self) -> int:
@@ -512,6 +528,18 @@ class SetResult:
     count: int
     means: dict[str, float]
     per_image: list[dict[str, Any]]
+    expected: int | None = None
+
+    @property
+    def comparable(self) -> bool:
+        """Whether the set held the protocol's number of images (so the paper's numbers apply)."""
+        return self.expected is None or self.count == self.expected
+
+    def count_warning(self) -> str:
+        if self.comparable:
+            return ""
+        return (f"{self.name}: {self.count} test images in {self.dataset}:{self.split}, but the protocol has "
+                f"{self.expected} (a partial or wrong download?): not comparable with the paper")
 
 
 @dataclasses.dataclass
@@ -524,6 +552,10 @@ class BenchmarkResult:
     @property
     def metrics(self) -> tuple[str, ...]:
         return self.benchmark.metric_convention.metrics
+
+    @property
+    def comparable(self) -> bool:
+        return all(s.comparable for s in self.sets)
 
     @property
     def average(self) -> dict[str, float] | None:
@@ -541,7 +573,9 @@ class BenchmarkResult:
             "protocol": b.protocol,
             "model": self.model,
             "sets": [{"name": s.name, "dataset": s.dataset, "split": s.split, "images": s.count,
+                      "expected_images": s.expected, "comparable": s.comparable,
                       "metrics": s.means, "per_image": s.per_image} for s in self.sets],
+            "comparable": self.comparable,
             "average": self.average,
             "paper": [{"label": p.label, "model": p.model, "scores": p.scores, "source": p.source}
                       for p in self.paper],
@@ -555,18 +589,23 @@ class BenchmarkResult:
             lines.append(f"Model: `{self.model.get('name')}` {kwargs}"
                          + (f", weights `{self.model['weights']}`" if self.model.get("weights") else ""))
         lines += [f"Convention: `{b.convention}`; protocol: {b.protocol}.", ""]
+        warnings = [s.count_warning() for s in self.sets if not s.comparable]
+        if warnings:
+            lines += [f"**Warning** — {w}." for w in warnings] + [""]
         shown = self.paper if paper else ()
         header = ["set", "data", "images"] + [_METRIC_LABELS[m] for m in self.metrics]
         for result in shown:
             header += [f"{result.label} {_METRIC_LABELS[m]}" for m in self.metrics]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for s in self.sets:
-            row = [s.name, f"{s.dataset}:{s.split}", str(s.count)] + [_fmt(m, s.means[m]) for m in self.metrics]
+            row = [s.name if s.comparable else f"{s.name} (not comparable)", f"{s.dataset}:{s.split}",
+                   _count_cell(s)] + [_fmt(m, s.means[m]) for m in self.metrics]
             row += [_fmt(m, r.scores.get(s.name, {}).get(m)) for r in shown for m in self.metrics]
             lines.append("| " + " | ".join(row) + " |")
         average = self.average
         if average is not None:
-            row = ["average", "", str(sum(s.count for s in self.sets))] + [_fmt(m, average[m]) for m in self.metrics]
+            row = ["average" if self.comparable else "average (not comparable)", "",
+                   str(sum(s.count for s in self.sets))] + [_fmt(m, average[m]) for m in self.metrics]
             row += [_fmt(m, _paper_average(r, self.sets, m)) for r in shown for m in self.metrics]
             lines.append("| " + " | ".join(row) + " |")
         if paper:
@@ -578,6 +617,10 @@ class BenchmarkResult:
                 lines.append(f"No published numbers are recorded for this model on `{b.name}` "
                              f"(recorded: {recorded}).")
         return "\n".join(lines) + "\n"
+
+
+def _count_cell(s: SetResult) -> str:
+    return str(s.count) if s.comparable else f"{s.count} of {s.expected}"
 
 
 def _paper_average(result: PaperResult, sets: Sequence[SetResult], metric: str) -> float | None:
@@ -626,8 +669,14 @@ def _batches(source: Any, eval_set: EvalSet, pad_multiple: int):
 
 
 def evaluate_set(eval_set: EvalSet, source: Any, predict_fn: PredictFn, convention: MetricConvention, *,
-                 pad_multiple: int = 1, lpips_fn=None, progress: bool = False) -> SetResult:
-    """Per-image scores of `predict_fn` on one set's records (an `open_eval_set` source)."""
+                 pad_multiple: int = 1, lpips_fn=None, progress: bool = False,
+                 on_image: ImageHook | None = None) -> SetResult:
+    """Per-image scores of `predict_fn` on one set's records (an `open_eval_set` source).
+
+    on_image: called for every image with its input, restoration and target (HWC, at the
+    scored size), e.g. to draw thumbnails. A set whose size differs from the protocol's is
+    scored, warned about on stderr and marked not comparable.
+    """
     import jax.numpy as jnp
 
     from data_pipelines.pipelines import crop_to, pad_to_multiple
@@ -658,14 +707,22 @@ def evaluate_set(eval_set: EvalSet, source: Any, predict_fn: PredictFn, conventi
                              f"{np.shape(degraded)}; expected {target.shape[-1]}-channel images")
         restored = crop_to(restored, batch["hw"])
         scores = evaluate_per_image(restored, target, convention, lpips_fn)
+        shown_input = crop_to(np.asarray(degraded), batch["hw"]) if on_image is not None else None
         for i, name in enumerate(batch["name"]):
             per_image.append({"name": str(name), **{m: float(np.asarray(v)[i]) for m, v in scores.items()}})
+            if on_image is not None:
+                on_image(eval_set.name, str(name), shown_input[i], restored[i], np.asarray(target[i]),
+                         per_image[-1])
         if bar is not None:
             bar.update(len(target))
     if bar is not None:
         bar.close()
     means = {m: float(np.mean(np.asarray([r[m] for r in per_image], np.float64))) for m in convention.metrics}
-    return SetResult(eval_set.name, eval_set.dataset, eval_set.split, len(per_image), means, per_image)
+    result = SetResult(eval_set.name, eval_set.dataset, eval_set.split, len(per_image), means, per_image,
+                       eval_set.expected_count)
+    if not result.comparable:
+        print(f"warning: {result.count_warning()}", file=sys.stderr)
+    return result
 
 
 def evaluate_benchmark(benchmark: str | Benchmark, predict_fn: PredictFn, *,
@@ -673,7 +730,7 @@ def evaluate_benchmark(benchmark: str | Benchmark, predict_fn: PredictFn, *,
                        sources: Mapping[str, Any] | None = None, input_channels: int | None = None,
                        pad_multiple: int = 1, cache_dir: str | os.PathLike | None = None,
                        model: Mapping[str, Any] | None = None, paper: Sequence[PaperResult] = (),
-                       progress: bool = False) -> BenchmarkResult:
+                       progress: bool = False, on_image: ImageHook | None = None) -> BenchmarkResult:
     """Runs `predict_fn` (NHWC float32 batch -> restored NHWC) over a benchmark's sets.
 
     benchmark: a Benchmark or 'NAME[:SET,...]'. sets: restrict to these sets.
@@ -706,7 +763,7 @@ def evaluate_benchmark(benchmark: str | Benchmark, predict_fn: PredictFn, *,
         else:
             source = open_eval_set(eval_set, data_dir, cache_dir)
         results.append(evaluate_set(eval_set, source, predict_fn, convention, pad_multiple=pad_multiple,
-                                    lpips_fn=lpips_fn, progress=progress))
+                                    lpips_fn=lpips_fn, progress=progress, on_image=on_image))
     return BenchmarkResult(benchmark, results, dict(model or {}), tuple(paper))
 
 
@@ -762,7 +819,7 @@ def list_benchmarks() -> str:
                      for name, b in BENCHMARKS.items())
 
 
-def run_benchmark(args, overrides) -> BenchmarkResult | None:
+def run_benchmark(args, overrides, on_image: ImageHook | None = None) -> BenchmarkResult | None:
     """`jaxir eval --benchmark NAME[:SET,...]`: evaluates, writes <out>/<NAME>.{md,json}, prints the table."""
     if args.benchmark == "list":
         print(list_benchmarks())
@@ -780,7 +837,7 @@ def run_benchmark(args, overrides) -> BenchmarkResult | None:
     result = evaluate_benchmark(
         benchmark, predict, data_dir=getattr(args, "data_dir", None), sets=[s.name for s in selected],
         input_channels=channels, pad_multiple=entry.pad_multiple, model=description, paper=matched,
-        progress=sys.stderr.isatty())
+        progress=sys.stderr.isatty(), on_image=on_image)
     out = getattr(args, "out", None) or getattr(args, "workdir", None) or "."
     markdown, data = write_results(result, out, paper=bool(getattr(args, "paper", False)))
     print(result.to_markdown(paper=bool(getattr(args, "paper", False))))

@@ -15,6 +15,8 @@ numbering, and the best checkpoint is restorable exactly like any other.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import pathlib
 from typing import Any
 
@@ -23,6 +25,24 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
 from jaxir.train.state import TrainState
+
+
+class _DropReadOnlyNotices(logging.Filter):
+    """Orbax's warnings that a manager opened read-only is read-only (jaxir asked for it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("read only" in message or "read_only=True" in message)
+
+
+@contextlib.contextmanager
+def _read_only_notices_dropped():
+    logger, notice_filter = logging.getLogger("absl"), _DropReadOnlyNotices()
+    logger.addFilter(notice_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice_filter)
 
 
 class Checkpointer:
@@ -41,16 +61,18 @@ class Checkpointer:
             policies.preservation_policy.LatestN(n=keep_last),
             policies.preservation_policy.BestN(get_metric_fn=best_fn, reverse=best_mode == "min", n=1),
         ])
-        options = ocp.CheckpointManagerOptions(
-            # best_fn makes the manager store the metrics and answer best_step().
-            best_fn=best_fn,
-            best_mode=best_mode,
-            preservation_policy=preservation,
-            create=not read_only,
-            read_only=read_only,
-            enable_async_checkpointing=async_save,
-        )
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
+        quiet = _read_only_notices_dropped() if read_only else contextlib.nullcontext()
+        with quiet:
+            options = ocp.CheckpointManagerOptions(
+                # best_fn makes the manager store the metrics and answer best_step().
+                best_fn=best_fn,
+                best_mode=best_mode,
+                preservation_policy=preservation,
+                create=not read_only,
+                read_only=read_only,
+                enable_async_checkpointing=async_save,
+            )
+            self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()

@@ -40,6 +40,7 @@ NAN_POLICIES = ("skip", "halt")
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 CHECKPOINT_DIR = "checkpoints"
 SAMPLES_FILE = "samples.png"
+SAMPLES_DIR = "samples"  # samples/step_<step>.png: the grid of every eval
 
 
 class NonFiniteUpdateError(FloatingPointError):
@@ -300,10 +301,12 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
 
     def evaluate_now(step: int) -> dict[str, float]:
         last = step == num_steps
-        means, samples = run_eval(eval_step, state.variables(use_ema=decay > 0), eval_dataset, mesh,
-                                  num_samples if last else 0)
+        means, samples = run_eval(eval_step, state.variables(use_ema=decay > 0), eval_dataset, mesh, num_samples)
         writer.write(step, means, prefix="eval")
         _say(f"step {step} eval: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(means.items())))
+        if is_writer and samples:
+            # One grid per eval, so `jaxir report` can show the restorations improving.
+            save_sample_grid(samples, workdir / SAMPLES_DIR / f"step_{step:08d}.png")
         if last:
             final.update(means)
             if is_writer and samples:
