@@ -39,10 +39,21 @@ BACKBONES = {
 STAGE_STEPS = {"um": 200_000, "finetune": 50_000, "dc": 20_000, "ads": 50_000}
 
 
+def adms_variants(tasks: dict) -> list[str]:
+    """Every '<backbone>:<stage>' argument, the default ('nafnet:um') first."""
+    stages = ["um", *(f"finetune-{t}" for t in tasks), "dc", "ads"]
+    return [f"{b}:{s}" for b in BACKBONES for s in stages]
+
+
+VARIANTS = adms_variants(TASKS)
+
+
 def adms_config(arg: str | None, tasks: dict, clean: dict | None = None, paired: dict | None = None):
     """The config of one ADMS stage; `paired` maps task names to sources read instead of synthesised."""
-    backbone, _, stage = (arg or "nafnet:um").partition(":")
-    stage = stage or "um"
+    arg = arg or "nafnet:um"
+    if arg not in adms_variants(tasks):
+        raise ValueError(f"unknown argument {arg!r}; use one of {', '.join(adms_variants(tasks))}")
+    backbone, _, stage = arg.partition(":")
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
     kind = stage.partition("-")[0]

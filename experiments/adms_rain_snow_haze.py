@@ -10,7 +10,7 @@ synthesised from clean images; snow has no synthesis in jaxir and is read from
 Snow100K (the `snow100k` TFDS builder, paired). The paper trains on its own
 rain/snow/haze datasets, which are not reproduced.
 """
-from experiments.adms_rain_blur_noise import adms_config
+from experiments.adms_rain_blur_noise import adms_config, adms_variants
 from experiments.base import tfds_source
 
 TASKS = {
@@ -18,6 +18,7 @@ TASKS = {
     "snow": [],
     "haze": [{"name": "haze"}],
 }
+VARIANTS = adms_variants(TASKS)
 
 
 def get_config(arg: str | None = None):

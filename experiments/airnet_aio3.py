@@ -22,11 +22,12 @@ from experiments.base import DEFAULT_DATA_DIR, base_config
 STEPS_PER_EPOCH = 400  # TrainDataset.__len__ = 400 * len(de_type), batch len(de_type)
 ENCODER_EPOCHS, TOTAL_EPOCHS = 100, 1000
 BATCH = 5
+VARIANTS = ["joint", "encoder"]  # the two official stages, run one after the other (default: joint)
 
 
 def get_config(arg: str | None = None):
     stage = arg or "joint"
-    if stage not in ("encoder", "joint"):
+    if stage not in VARIANTS:
         raise ValueError(f"airnet_aio3 takes 'encoder' or 'joint', got {arg!r}")
     c = base_config()
     c.model.name = "airnet"

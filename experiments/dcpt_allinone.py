@@ -62,7 +62,12 @@ CLEAN = {"5d": tfds_source("bsd400/color", "train"),
          "10d": {"source": "clean_folder", "kwargs": {"directory": f"{DATA_ROOT}/noisy/GT"}}}
 
 
+VARIANTS = [f"{m}:{t}:{s}" for m in MODELS for t in TASK_SETS for s in ("pretrain", "finetune")]
+
+
 def get_config(arg: str | None = None):
+    if (arg or VARIANTS[0]) not in VARIANTS:
+        raise ValueError(f"arg must be one of {', '.join(VARIANTS)}, got {arg!r}")
     model, task_set, stage = ((arg or "nafnet:5d:pretrain").split(":") + ["", ""])[:3]
     if model not in MODELS or task_set not in TASK_SETS or stage not in ("pretrain", "finetune"):
         raise ValueError(f"arg must be '<{'|'.join(MODELS)}>:<5d|10d>:<pretrain|finetune>', got {arg!r}")

@@ -16,7 +16,8 @@ src/options.py, src/train.py, src/data/dataset_utils.py:
   - Data: AIOTrainDataset, the 'aio3' mixture with MoCE-IR's weights (the same
     repeats as PromptIR's): 142,431 samples per epoch; 128x128 crops, random
     flips/rot90.
-  - Batch 8 per GPU on 4 GPUs = global 32; 120 epochs (options.py) = 534,000 steps.
+  - Batch 8 per GPU on 4 GPUs = global 32; 120 epochs (options.py) = 534,120 steps
+    (as experiments/promptir_aio3.py counts them: the DDP sampler pads, each GPU drops its last batch).
   - Loss: L1 + 0.1 FFT (rfft2 real/imag L1, `fft` onesided) + 0.01 router balance
     loss (mean over decoder blocks, sown by the model, the `aux` term).
   - AdamW lr 2e-4 (weight decay 0.01), LinearWarmupCosineAnnealingLR(15, 150) per

@@ -12,7 +12,7 @@ RESIDE OTS 72135 x 1, GoPro x 5, LOLv1 train 485 x 20. The official deblur set i
 Restormer's 512x512 GoPro training crops; jaxir crops the 2103 training frames, so
 its epoch (counted here with 2103 x 5 deblur samples) is a different length.
 """
-from experiments.moce_ir_aio3 import moce_recipe
+from experiments.moce_ir_aio3 import VARIANTS, moce_recipe  # noqa: F401 (VARIANTS: :base, :s)
 from experiments.promptir_aio3 import SAMPLES_PER_EPOCH
 
 SAMPLES_PER_EPOCH_AIO5 = SAMPLES_PER_EPOCH + 2103 * 5 + 485 * 20

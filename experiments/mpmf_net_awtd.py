@@ -17,15 +17,13 @@ Recipe from chdwyb/MPMF-Net options.py and train.py (commit a9c511f):
 not state it), which fixes the steps of 400 epochs; without it the schedule assumes
 100 steps per epoch.
 """
-import math
-
 from experiments.base import base_config, tfds_source
 
 EPOCHS, BATCH, CROP = 400, 32, 256
 
 
 def get_config(arg: str | None = None):
-    steps_per_epoch = math.ceil(int(arg) / BATCH) if arg else 100
+    steps_per_epoch = int(arg) // BATCH if arg else 100  # DataLoader(drop_last=True)
     c = base_config()
     c.model.name = "mpmf_net"
     c.model.kwargs = {}

@@ -15,19 +15,28 @@ train.py, utils/dataset_utils.py:
   - 128x128 random crops (images first cropped to a multiple of 16), random
     flips/rot90 (random_augmentation's 8 modes).
   - Batch 8 per GPU on 4 GPUs (options.py defaults) = global 32; 120 epochs =
-    120 * floor(142431 / 32) = 534,000 steps.
+    120 * floor(ceil(142431 / 4) / 8) = 534,120 steps (Lightning's DistributedSampler
+    pads the epoch to 4 x 35,608; each GPU's loader drops its last partial batch).
   - L1 loss. AdamW lr 2e-4 (torch defaults: betas (0.9, 0.999), weight decay
     0.01); LinearWarmupCosineAnnealingLR(warmup_epochs=15, max_epochs=150)
     stepped per epoch.
 Differences: the official cosine is laid out over 150 epochs but training stops at
 120 (the lr ends near 2.3e-5, not 0) and steps once per epoch; jaxir warms up over
-15 epochs of steps and decays smoothly to min_lr 2.3e-5 at step 534,000.
+15 epochs of steps and decays smoothly to min_lr 2.3e-5 at step 534,120.
 """
 from experiments.base import DEFAULT_DATA_DIR, base_config
 
 SAMPLES_PER_EPOCH = 5144 * 3 * 3 + 200 * 120 + 72135
-GLOBAL_BATCH = 32
-EPOCH_STEPS = SAMPLES_PER_EPOCH // GLOBAL_BATCH
+GPUS, BATCH_PER_GPU = 4, 8
+GLOBAL_BATCH = GPUS * BATCH_PER_GPU
+
+
+def epoch_steps(samples: int) -> int:
+    """Lightning's DDP sampler pads the epoch to a multiple of the GPUs; each GPU's loader drops its last batch."""
+    return -(-samples // GPUS) // BATCH_PER_GPU
+
+
+EPOCH_STEPS = epoch_steps(SAMPLES_PER_EPOCH)
 PROMPTIR_KWARGS = dict(
     inp_channels=3, out_channels=3, dim=48, num_blocks=[4, 6, 6, 8], num_refinement_blocks=4,
     heads=[1, 2, 4, 8], ffn_expansion_factor=2.66, use_bias=False, layer_norm_type="WithBias", decoder=True,
@@ -52,7 +61,7 @@ def aio_recipe(protocol: str, weighting: str, samples_per_epoch: int, epochs: in
     c.data.batch_size = GLOBAL_BATCH
     c.data.augment = True
     c.data.workers = 8
-    steps_per_epoch = samples_per_epoch // GLOBAL_BATCH
+    steps_per_epoch = epoch_steps(samples_per_epoch)
     c.optim.update({"lr": 2e-4, "b1": 0.9, "b2": 0.999, "weight_decay": 0.01, "schedule": "cosine",
                     "warmup_steps": 15 * steps_per_epoch, "min_lr": cosine_at(epochs), "clip_norm": 0.0,
                     "ema_decay": 0.0})
