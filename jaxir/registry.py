@@ -22,6 +22,9 @@ _MODEL_MODULES = (
     "jaxir.models.restormer",
     "jaxir.models.stripformer",
     "jaxir.models.p2ikt",
+    "jaxir.models.mair",
+    "jaxir.models.mambairv2",
+    "jaxir.models.acl",
 )
 
 
