@@ -57,12 +57,12 @@ SMALL = dict(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, ssm_ratio=
 def test_scan_forms_give_the_same_unet():
     x = jax.random.uniform(jax.random.key(1), (1, 24, 16, 3))
     model = registry.build_model("mair_unet", **SMALL)
-    variables = model.init(jax.random.key(0), x)
-    ref = model.apply(variables, x)
+    variables = jax.jit(model.init)(jax.random.key(0), x)
+    ref = jax.jit(model.apply)(variables, x)
     assert ref.shape == x.shape
-    for method in ("chunked", "sequential"):
+    for method in ("chunked",):  # the sequential form's agreement is tests/test_scan.py's
         other = registry.build_model("mair_unet", **SMALL, scan_method=method, scan_chunk=32)
-        np.testing.assert_allclose(other.apply(variables, x), ref, atol=1e-5, err_msg=method)
+        np.testing.assert_allclose(jax.jit(other.apply)(variables, x), ref, atol=1e-5, err_msg=method)
 
 
 def test_paper_config_counts():

@@ -21,6 +21,8 @@ REFERENCES = {
     "p2ikt": "jaxir.torch_reference.p2ikt:build_p2ikt",
     "xydeblur": "jaxir.torch_reference.xydeblur:build_xydeblur",
     "stripformer": "jaxir.torch_reference.stripformer:build_stripformer",
+    "mambairv2": "jaxir.torch_reference.mambairv2:build_mambairv2",
+    "mambairv2_light": "jaxir.torch_reference.mambairv2:build_mambairv2_light",
 }
 
 
