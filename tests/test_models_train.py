@@ -33,8 +33,15 @@ CASES = {
     # ConvIR's pooled branches need at least 256 pixels a side; P2IKT runs at its full paper width.
     "convir": ({"base_channel": 8, "num_res": 1}, 256, "experiments/convir_gopro.py", MOTION),
     "p2ikt": ({}, 64, "experiments/p2ikt_dpdd.py", DEFOCUS),
+    "mair_unet": ({"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "ssm_ratio": 1.0,
+                   "scan_len": 4, "scan_method": "chunked", "scan_chunk": 64}, 32, "experiments/mair_gopro.py", MOTION),
+    "mambairv2": ({"upscale": 1, "embed_dim": 12, "d_state": 4, "depths": [1], "num_heads": [2], "window_size": 8,
+                   "inner_rank": 4, "num_tokens": 8, "mlp_ratio": 1.0}, 32, "experiments/mambairv2_cbsd68.py",
+                  [{"name": "gaussian_noise", "sigma": 15 / 255}]),
+    "acl": ({"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}, 32,
+            "experiments/acl_gopro.py", MOTION),
 }
-SLOW = {"convir", "p2ikt"}
+SLOW = {"convir", "p2ikt", "mambairv2"}
 
 
 def small_config(name, kwargs, crop, recipe, degradation):
