@@ -108,3 +108,18 @@ def test_bfloat16_inputs_keep_dtype():
 def test_rejects_unknown_method():
     with pytest.raises(ValueError, match="method"):
         selective_scan(**make_inputs(), method="cuda")
+
+
+def test_op_bench_records_every_form(tmp_path):
+    import argparse
+
+    from jaxir.bench import run_op_bench
+
+    record = tmp_path / "BENCH.md"
+    args = argparse.Namespace(op="selective_scan", lengths="16", channels=4, d_state=2, chunk=8, steps=1,
+                              torch=False, record=str(record))
+    run_op_bench(args)
+    text = record.read_text()
+    assert "## Selective scan" in text
+    for form in ("jax associative", "jax chunked (chunk 8)", "jax sequential"):
+        assert f"| 16 | 4 | 2 | {form} |" in text
