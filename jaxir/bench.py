@@ -304,6 +304,9 @@ def record_row(path: str | pathlib.Path, row: str, section: str = "Models") -> N
 
 
 def run_bench(args, overrides) -> None:
+    if getattr(args, "op", None):
+        run_op_bench(args)
+        return
     if args.pipeline:
         from data_pipelines.bench import run_pipeline_bench
 
@@ -342,4 +345,91 @@ def run_bench(args, overrides) -> None:
     print(TABLE_HEADER + row)
     if args.record:
         record_row(args.record, row)
+        print(f"recorded in {args.record}")
+
+
+# --- `jaxir bench --op selective_scan`: the three scan forms and the PyTorch reference ---
+
+SCAN_HEADER = (
+    "| date | length | channels | d_state | form | compile s | forward ms | forward+backward ms | XLA temp MB "
+    "| machine |\n|---|---|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def _scan_inputs(length: int, channels: int, d_state: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)
+    return dict(u=f(1, channels, length), delta=0.5 * f(1, channels, length),
+                A=-np.exp(0.5 * f(channels, d_state)).astype(np.float32), B=f(1, d_state, length),
+                C=f(1, d_state, length), D=f(channels), delta_bias=0.3 * f(channels))
+
+
+def bench_scan_form(method: str, x: dict, repeats: int, chunk_size: int = 256) -> tuple[float, float, float, float]:
+    """(compile s, forward ms, forward+backward ms, XLA temp MB of the forward+backward) for one form."""
+    from jaxir.ops.scan import selective_scan
+
+    def forward(args):
+        return selective_scan(**args, delta_softplus=True, method=method, chunk_size=chunk_size)
+
+    grad = jax.jit(jax.grad(lambda args: jnp.sum(forward(args) ** 2)))
+    fwd = jax.jit(forward)
+    args = {k: jnp.asarray(v) for k, v in x.items()}
+    start = time.perf_counter()
+    compiled = grad.lower(args).compile()
+    jax.block_until_ready(fwd(args))
+    compile_s = time.perf_counter() - start
+    memory = compiled.memory_analysis()
+    temp_mb = getattr(memory, "temp_size_in_bytes", 0) / 2**20 if memory is not None else float("nan")
+    return compile_s, 1e3 * _timed(lambda: fwd(args), repeats), 1e3 * _timed(lambda: compiled(args), repeats), temp_mb
+
+
+def bench_scan_torch(x: dict, repeats: int) -> tuple[float, float]:
+    """(forward ms, forward+backward ms) of the sequential PyTorch reference (mamba_ssm's selective_scan_ref)."""
+    import torch
+
+    from jaxir.torch_reference.selective_scan import selective_scan_ref
+
+    args = {k: torch.from_numpy(v) for k, v in x.items()}
+    with torch.no_grad():
+        selective_scan_ref(**args, delta_softplus=True)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            selective_scan_ref(**args, delta_softplus=True)
+        forward_ms = 1e3 * (time.perf_counter() - start) / repeats
+    grads = {k: v.clone().requires_grad_(True) for k, v in args.items()}
+    start = time.perf_counter()
+    for _ in range(repeats):
+        (selective_scan_ref(**grads, delta_softplus=True) ** 2).sum().backward()
+    return forward_ms, 1e3 * (time.perf_counter() - start) / repeats
+
+
+def run_op_bench(args) -> None:
+    if args.op != "selective_scan":
+        raise ValueError(f"unknown --op {args.op!r}; available: selective_scan")
+    lengths = [int(v) for v in args.lengths.split(",")]
+    rows = []
+    for length in lengths:
+        x = _scan_inputs(length, args.channels, args.d_state)
+        for method in ("associative", "chunked", "sequential"):
+            compile_s, fwd_ms, grad_ms, temp_mb = bench_scan_form(method, x, args.steps, args.chunk)
+            label = f"jax {method}" + (f" (chunk {args.chunk})" if method == "chunked" else "")
+            rows.append(f"| {datetime.date.today().isoformat()} | {length} | {args.channels} | {args.d_state} "
+                        f"| {label} | {compile_s:.1f} | {fwd_ms:.1f} | {grad_ms:.1f} | {temp_mb:.0f} "
+                        f"| {machine_description()} |")
+            print(rows[-1], flush=True)
+        if args.torch:
+            fwd_ms, grad_ms = bench_scan_torch(x, max(1, args.steps // 2))
+            rows.append(f"| {datetime.date.today().isoformat()} | {length} | {args.channels} | {args.d_state} "
+                        f"| torch sequential reference | n/a | {fwd_ms:.1f} | {grad_ms:.1f} | n/a "
+                        f"| {machine_description()} |")
+            print(rows[-1], flush=True)
+    if args.record:
+        path = pathlib.Path(args.record)
+        text = path.read_text() if path.exists() else "# Benchmarks\n"
+        heading = "## Selective scan\n"
+        if heading not in text:
+            text = text.rstrip("\n") + f"\n\n{heading}\n" + SCAN_HEADER
+            path.write_text(text)
+        for row in rows:
+            record_row(path, row, section="Selective scan")
         print(f"recorded in {args.record}")

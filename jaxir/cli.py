@@ -312,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="diffusion U-Nets: time DDIM sampling over this many steps instead of train/infer")
     p.add_argument("--pipeline", help="benchmark a data pipeline instead of a model (e.g. bundled)")
     p.add_argument("--workers", default="0,1,2", help="worker counts for --pipeline")
+    p.add_argument("--op", help="benchmark an op instead of a model: selective_scan")
+    p.add_argument("--lengths", default="1024,4096,16384,65536", help="sequence lengths for --op selective_scan")
+    p.add_argument("--channels", type=int, default=32, help="channels (D) for --op selective_scan")
+    p.add_argument("--d-state", type=int, default=16, help="state size (N) for --op selective_scan")
+    p.add_argument("--chunk", type=int, default=256, help="chunk length of the chunked form")
     p.add_argument("--record", default="", help="append the row to this Markdown file (e.g. BENCHMARKS.md)")
     p.set_defaults(fn=cmd_bench)
 

@@ -34,6 +34,9 @@ _MODEL_MODULES = (
     "jaxir.models.cm_unet",
     "jaxir.diffusion.dvsr",
     "jaxir.metrics.inception",
+    "jaxir.models.mair",
+    "jaxir.models.mambairv2",
+    "jaxir.models.acl",
 )
 
 

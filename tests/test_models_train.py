@@ -36,8 +36,15 @@ CASES = {
     # GroupNorm(32) needs 32 channels per level.
     "dvsr": ({"predictor_channels": 32, "predictor_mult": [1, 2], "denoiser_channels": 32, "denoiser_mult": [1, 1],
               "num_res_blocks": 1}, 32, "experiments/dvsr_gopro.py", MOTION),
+    "mair_unet": ({"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "ssm_ratio": 1.0,
+                   "scan_len": 4, "scan_method": "chunked", "scan_chunk": 64}, 32, "experiments/mair_gopro.py", MOTION),
+    "mambairv2": ({"upscale": 1, "embed_dim": 12, "d_state": 4, "depths": [1], "num_heads": [2], "window_size": 8,
+                   "inner_rank": 4, "num_tokens": 8, "mlp_ratio": 1.0}, 32, "experiments/mambairv2_cbsd68.py",
+                  [{"name": "gaussian_noise", "sigma": 15 / 255}]),
+    "acl": ({"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}, 32,
+            "experiments/acl_gopro.py", MOTION),
 }
-SLOW = {"convir", "p2ikt", "dvsr"}
+SLOW = {"convir", "p2ikt", "dvsr", "mambairv2"}
 
 
 def small_config(name, kwargs, crop, recipe, degradation):

@@ -461,3 +461,56 @@ def adaptive_avg_pool(x, output_size: Sequence[int]):
     rows, cols = jnp.asarray(pool_matrix(h, out_h)), jnp.asarray(pool_matrix(w, out_w))
     x = jnp.einsum("oh,nhwc->nowc", rows.astype(x.dtype), x, precision=PRECISION)
     return jnp.einsum("pw,nowc->nopc", cols.astype(x.dtype), x, precision=PRECISION)
+
+
+# --- Mamba (S6) selective-scan parameters, shared by the state-space restorers (MaIR, MambaIRv2) ---
+
+def _dt_bias_init(dt_min: float = 1e-3, dt_max: float = 0.1, floor: float = 1e-4):
+    """mamba_ssm's dt_init: softplus(bias) log-uniform in [dt_min, dt_max]."""
+
+    def init(key, shape, dtype=jnp.float32):
+        dt = jnp.exp(jax.random.uniform(key, shape) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        dt = jnp.maximum(dt, floor)
+        return (dt + jnp.log(-jnp.expm1(-dt))).astype(dtype)
+
+    return init
+
+
+def s6_params(module: nn.Module, copies: int, d_inner: int, d_state: int, dt_rank: int) -> dict:
+    """Create, on `module` (inside its compact call), the S6 parameters under the official names:
+    `x_proj_weight` (K, R + 2N, D), `dt_projs_weight` (K, D, R), `dt_projs_bias` (K, D),
+    `A_logs` (K D, N) (S4D-real init log(1..N)) and `Ds` (K D,) (ones), K = `copies` scan directions."""
+    k, d, n, r = copies, d_inner, d_state, dt_rank
+    return dict(
+        # nn.Linear(D, R + 2N)'s default init, stacked over the K directions.
+        x_proj_weight=module.param("x_proj_weight", _torch_uniform_fan_in((2,)), (k, r + 2 * n, d), jnp.float32),
+        dt_projs_weight=module.param("dt_projs_weight", lambda key, s, dt=jnp.float32: jax.random.uniform(
+            key, s, dt, -r ** -0.5, r ** -0.5), (k, d, r), jnp.float32),
+        dt_projs_bias=module.param("dt_projs_bias", _dt_bias_init(), (k, d), jnp.float32),
+        A_logs=module.param("A_logs", lambda key, s, dt=jnp.float32: jnp.log(jnp.broadcast_to(
+            jnp.arange(1, n + 1, dtype=dt), s)), (k * d, n), jnp.float32),
+        Ds=module.param("Ds", nn.initializers.ones, (k * d,), jnp.float32),
+    )
+
+
+def s6_scan(params: dict, xs, c_offset=None, method: str = "associative", chunk_size: int = 256):
+    """The official `forward_core` after the scan-order gather: xs (B, K, D, L) -> y (B, K, D, L).
+
+    Per direction k: (Δ_r, B, C) = x_proj_weight[k] xs_k, Δ = dt_projs_weight[k] Δ_r, then the selective
+    scan with softplus(Δ + dt_projs_bias), A = -exp(A_logs), skip Ds; `c_offset` (B, K, N, L) is added to
+    C (MambaIRv2's prompts)."""
+    from jaxir.ops.scan import selective_scan
+
+    b, k, d, length = xs.shape
+    n = params["A_logs"].shape[-1]
+    r = params["dt_projs_weight"].shape[-1]
+    xs32 = xs.astype(jnp.float32)
+    x_dbl = jnp.einsum("bkdl,kcd->bkcl", xs32, params["x_proj_weight"], precision=PRECISION)
+    dts, bs, cs = x_dbl[:, :, :r], x_dbl[:, :, r:r + n], x_dbl[:, :, r + n:]
+    dts = jnp.einsum("bkrl,kdr->bkdl", dts, params["dt_projs_weight"], precision=PRECISION)
+    if c_offset is not None:
+        cs = cs + c_offset.astype(jnp.float32)
+    y = selective_scan(xs32.reshape(b, k * d, length), dts.reshape(b, k * d, length), -jnp.exp(params["A_logs"]),
+                       bs, cs, params["Ds"], delta_bias=params["dt_projs_bias"].reshape(-1), delta_softplus=True,
+                       method=method, chunk_size=chunk_size)
+    return y.reshape(b, k, d, length)

@@ -29,6 +29,8 @@ REFERENCES = {
     "airnet": "jaxir.torch_reference.airnet:build_airnet",
     "da_rcot": "jaxir.torch_reference.da_rcot:build_mrcnet",
     "da_rcot_fnet": "jaxir.torch_reference.da_rcot:build_fnet",
+    "mambairv2": "jaxir.torch_reference.mambairv2:build_mambairv2",
+    "mambairv2_light": "jaxir.torch_reference.mambairv2:build_mambairv2_light",
 }
 
 
