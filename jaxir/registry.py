@@ -24,6 +24,7 @@ _MODEL_MODULES = (
     "jaxir.models.p2ikt",
     "jaxir.models.adm_unet",
     "jaxir.models.cm_unet",
+    "jaxir.models.ldm_unet",
     "jaxir.diffusion.dvsr",
     "jaxir.metrics.inception",
 )
