@@ -25,6 +25,7 @@ _MODEL_MODULES = (
     "jaxir.models.adm_unet",
     "jaxir.models.cm_unet",
     "jaxir.models.ldm_unet",
+    "jaxir.diffusion.latent.osdface_vre",
     "jaxir.diffusion.dvsr",
     "jaxir.metrics.inception",
 )

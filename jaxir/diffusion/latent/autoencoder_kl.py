@@ -26,11 +26,13 @@ SD_SCALING_FACTOR = 0.18215
 
 
 class VAEResnetBlock(nn.Module):
-    """diffusers `ResnetBlock2D` without a time embedding: GN-SiLU-conv twice, 1x1 `conv_shortcut` on a width change."""
+    """diffusers `ResnetBlock2D` without a time embedding: GN-SiLU-conv twice, 1x1 `conv_shortcut` on a width change
+    (taming/ldm's `ResnetBlock` names it `nin_shortcut`)."""
 
     out_channels: int
     groups: int = 32
     dtype: Dtype = jnp.float32
+    shortcut_name: str = "conv_shortcut"
 
     @nn.compact
     def __call__(self, x):
@@ -40,7 +42,7 @@ class VAEResnetBlock(nn.Module):
         h = nn.silu(GroupNorm32(self.groups, 1e-6, name="norm2")(h))
         h = Conv2d(self.out_channels, 3, padding=1, dtype=dt, name="conv2")(h)
         if x.shape[-1] != self.out_channels:
-            x = Conv2d(self.out_channels, 1, dtype=dt, name="conv_shortcut")(x)
+            x = Conv2d(self.out_channels, 1, dtype=dt, name=self.shortcut_name)(x)
         return x + h
 
 
