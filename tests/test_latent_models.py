@@ -135,3 +135,23 @@ def test_tokenizer_from_a_written_vocab(tmp_path):
     assert ids.dtype == np.int32 and ids.shape == (2, 6)
     assert ids[0].tolist()[:4] == [bos, vocab.index("haze</w>"), vocab.index("rain</w>"), eos]
     assert ids[1].tolist()[:3] == [bos, vocab.index("haze</w>"), eos]  # lower-cased
+
+
+def test_diffusers_and_transformers_folders_load(vae_pair, clip_pair, tmp_path):
+    ref_vae, _, _ = vae_pair
+    ref_vae.save_pretrained(tmp_path / "vae")
+    model, variables = akl.load_diffusers(tmp_path / "vae")
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)
+    with torch.no_grad():
+        want = ref_vae(torch.from_numpy(x)).sample.numpy()
+    got = np.asarray(model.apply(variables, jnp.asarray(x.transpose(0, 2, 3, 1)))).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+    ref_text, _, _ = clip_pair
+    ref_text.save_pretrained(tmp_path / "text_encoder")
+    text, text_vars = clip_text.load_transformers(tmp_path / "text_encoder")
+    ids = np.array([[0, 7, 9, 98, 1]], np.int64)
+    with torch.no_grad():
+        want = ref_text(input_ids=torch.from_numpy(ids)).last_hidden_state.numpy()
+    got = np.asarray(text.apply(text_vars, jnp.asarray(ids, jnp.int32))[0])
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)

@@ -274,3 +274,21 @@ def diffusers_kwargs(config: dict) -> dict:
     if "block_out_channels" in kwargs:
         kwargs["block_out_channels"] = tuple(kwargs["block_out_channels"])
     return kwargs
+
+
+def load_diffusers(folder) -> tuple[AutoencoderKL, dict]:
+    """A diffusers `vae/` folder (config.json + diffusion_pytorch_model.safetensors) -> (model, variables)."""
+    import json
+    import pathlib
+
+    from jaxir.convert.state_dict import convert_state_dict
+    from jaxir.convert.torch_io import load_state_dict
+
+    folder = pathlib.Path(folder)
+    model = AutoencoderKL(**diffusers_kwargs(json.loads((folder / "config.json").read_text())))
+    weights = next((folder / n for n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+                    if (folder / n).is_file()), None)
+    if weights is None:
+        raise FileNotFoundError(f"{folder}: no diffusion_pytorch_model.safetensors/.bin")
+    variables = convert_state_dict(load_state_dict(weights), model, jnp.zeros((1, 8, 8, model.in_channels)))
+    return model, variables

@@ -163,3 +163,20 @@ def tokenize(tokenizer, prompts: list[str], length: int = 77) -> np.ndarray:
     """transformers CLIPTokenizer -> int32 ids padded/truncated to `length` (as SD's FrozenCLIPEmbedder)."""
     out = tokenizer(list(prompts), padding="max_length", max_length=length, truncation=True, return_tensors="np")
     return np.asarray(out["input_ids"], np.int32)
+
+
+def load_transformers(folder):
+    """A transformers `text_encoder/` folder (config.json + model.safetensors) -> (model, variables)."""
+    import json
+    import pathlib
+
+    from jaxir.convert.state_dict import convert_state_dict
+    from jaxir.convert.torch_io import load_state_dict
+
+    folder = pathlib.Path(folder)
+    model = CLIPTextModel(**transformers_kwargs(json.loads((folder / "config.json").read_text())))
+    weights = next((folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()), None)
+    if weights is None:
+        raise FileNotFoundError(f"{folder}: no model.safetensors/pytorch_model.bin")
+    variables = convert_state_dict(load_state_dict(weights), model, jnp.zeros((1, 4), jnp.int32), hooks=CONVERT_HOOKS)
+    return model, variables
