@@ -156,6 +156,20 @@ def cmd_gendeg_generate(args, overrides) -> int:
     return 0
 
 
+def cmd_gendeg_convert(args, overrides) -> int:
+    from transformers import CLIPTokenizer
+
+    from jaxir.convert.torch_io import load_state_dict
+    from jaxir.diffusion.latent import gendeg
+
+    kwargs = json.loads(pathlib.Path(args.kwargs).read_text()) if args.kwargs else gendeg.PAPER_KWARGS
+    model = gendeg.convert_checkpoint(load_state_dict(args.checkpoint), kwargs,
+                                      CLIPTokenizer.from_pretrained(args.tokenizer))
+    gendeg.save(args.out, model, kwargs)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxir", description="Image restoration in JAX, parity-proven.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -245,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--image-scale", type=float, default=1.5)
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(fn=cmd_gendeg_generate)
+    g = gsub.add_parser("convert", help="official GenDeg checkpoint (.ckpt/.safetensors) -> GenDeg folder")
+    g.add_argument("checkpoint")
+    g.add_argument("--tokenizer", required=True, help="folder with CLIP's vocab.json and merges.txt")
+    g.add_argument("--out", required=True)
+    g.add_argument("--kwargs", help="JSON file of per-network kwargs (default: the paper's configuration)")
+    g.set_defaults(fn=cmd_gendeg_convert)
 
     p = sub.add_parser("list", help="list registered models and the official classes they reproduce")
     p.set_defaults(fn=cmd_list)

@@ -292,3 +292,42 @@ def load_diffusers(folder) -> tuple[AutoencoderKL, dict]:
         raise FileNotFoundError(f"{folder}: no diffusion_pytorch_model.safetensors/.bin")
     variables = convert_state_dict(load_state_dict(weights), model, jnp.zeros((1, 8, 8, model.in_channels)))
     return model, variables
+
+
+_COMPVIS_RENAMES = (
+    (r"\.nin_shortcut\.", ".conv_shortcut."),
+    (r"^(encoder|decoder)\.norm_out\.", r"\1.conv_norm_out."),
+    (r"^encoder\.down\.(\d+)\.block\.(\d+)\.", r"encoder.down_blocks.\1.resnets.\2."),
+    (r"^encoder\.down\.(\d+)\.downsample\.", r"encoder.down_blocks.\1.downsamplers.0."),
+    (r"\.mid\.block_1\.", ".mid_block.resnets.0."),
+    (r"\.mid\.block_2\.", ".mid_block.resnets.1."),
+    (r"\.mid\.attn_1\.norm\.", ".mid_block.attentions.0.group_norm."),
+    (r"\.mid\.attn_1\.(q|k|v)\.", r".mid_block.attentions.0.to_\1."),
+    (r"\.mid\.attn_1\.proj_out\.", ".mid_block.attentions.0.to_out.0."),
+)
+
+
+def compvis_to_diffusers(state_dict, num_levels: int) -> dict:
+    """CompVis/ldm `AutoencoderKL` keys (`first_stage_model.` stripped) -> diffusers names.
+
+    The decoder's `up.{b}` runs last-to-first (`up.{L-1}` first), diffusers' `up_blocks.{i}` in execution
+    order; the mid attention's 1x1 convs become Linear weights. Training-only `loss.*` keys are dropped.
+    """
+    import re
+
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("loss."):
+            continue
+        new = key
+        for pattern, repl in _COMPVIS_RENAMES:
+            new = re.sub(pattern, repl, new)
+        match = re.match(r"^decoder\.up\.(\d+)\.(block\.(\d+)|upsample)\.(.*)$", new)
+        if match:
+            i = num_levels - 1 - int(match.group(1))
+            inner = f"resnets.{match.group(3)}" if match.group(3) is not None else "upsamplers.0"
+            new = f"decoder.up_blocks.{i}.{inner}.{match.group(4)}"
+        if ".attentions.0.to_" in new and new.endswith(".weight") and value.ndim == 4:
+            value = value[:, :, 0, 0]
+        out[new] = value
+    return out

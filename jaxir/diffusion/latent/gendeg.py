@@ -169,3 +169,57 @@ def generate_folder(model: GenDegModel, clean_dir, out_dir, degradation: str, mu
         {"degradation": degradation, "mu": mu, "sigma": sigma, "seed": seed, "steps": steps,
          "text_scale": text_scale, "image_scale": image_scale, "caption": caption, "images": stems}, indent=1))
     return stems
+
+
+# configs/train.yaml: the SD 1.5 U-Net with 8 input channels, SD's VAE, CLIP ViT-L/14, 77 x 768 context.
+PAPER_KWARGS = {
+    "unet": dict(in_channels=8, out_channels=4, model_channels=320, attention_resolutions=(4, 2, 1),
+                 num_res_blocks=2, channel_mult=(1, 2, 4, 4), num_heads=8, transformer_depth=1, context_dim=768),
+    "vae": dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4),
+    "text_encoder": dict(clip_text.VIT_L14),
+    "conditioner": dict(context_length=77, dim=768),
+}
+
+
+def split_checkpoint(state_dict) -> dict[str, dict]:
+    """GenDeg's / InstructPix2Pix's single LatentDiffusion state dict -> per-network official state dicts.
+
+    `model.diffusion_model.` (U-Net, LDM names), `first_stage_model.` (VAE, CompVis names),
+    `cond_stage_model.transformer.` (transformers CLIPTextModel), `stats_proj.` / `cc_projection.`
+    (conditioner). EMA copies (`model_ema.`) and schedule buffers are left out.
+    """
+    parts: dict[str, dict] = {"unet": {}, "vae": {}, "text_encoder": {}, "conditioner": {}}
+    prefixes = (("model.diffusion_model.", "unet"), ("first_stage_model.", "vae"),
+                ("cond_stage_model.transformer.", "text_encoder"), ("stats_proj.", "conditioner"),
+                ("cc_projection.", "conditioner"))
+    for key, value in state_dict.items():
+        for prefix, part in prefixes:
+            if key.startswith(prefix):
+                name = key[len(prefix):] if part != "conditioner" else key
+                parts[part][name] = value
+                break
+    missing = [p for p, sd in parts.items() if not sd]
+    if missing:
+        raise ValueError(f"checkpoint has no {missing} weights (expected a GenDeg LatentDiffusion state dict)")
+    return parts
+
+
+def convert_checkpoint(state_dict, kwargs: dict[str, dict], tokenizer) -> GenDegModel:
+    """Official checkpoint + constructor kwargs per network (as `save` records them) -> GenDegModel."""
+    from jaxir.convert.state_dict import convert_state_dict
+
+    parts = split_checkpoint(state_dict)
+    unet = build_ldm_unet(**kwargs["unet"])
+    vae = akl.AutoencoderKL(**akl.diffusers_kwargs(kwargs["vae"]))
+    text = clip_text.CLIPTextModel(**kwargs["text_encoder"])
+    cond = GenDegConditioner(**kwargs["conditioner"])
+    ctx_len, dim = cond.context_length, cond.dim
+    unet_vars = convert_state_dict(parts["unet"], unet, jnp.zeros((1, 8, 8, unet.in_channels)),
+                                   jnp.zeros((1,), jnp.int32), jnp.zeros((1, ctx_len, unet.context_dim)))
+    vae_sd = akl.compvis_to_diffusers(parts["vae"], len(vae.block_out_channels))
+    vae_vars = convert_state_dict(vae_sd, vae, jnp.zeros((1, 8, 8, vae.in_channels)))
+    text_vars = convert_state_dict(parts["text_encoder"], text, jnp.zeros((1, 4), jnp.int32),
+                                   hooks=clip_text.CONVERT_HOOKS)
+    cond_vars = convert_state_dict(parts["conditioner"], cond, jnp.zeros((1, ctx_len, dim)),
+                                   jnp.zeros((1, 2, NUM_BINS + 1)))
+    return GenDegModel(unet, unet_vars, vae, vae_vars, text, text_vars, cond, cond_vars, tokenizer)
