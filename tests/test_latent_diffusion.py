@@ -62,7 +62,8 @@ def test_lora_from_kohya_state_dict_matches_torch_locon():
     params = {"input_blocks_1_0": {"in_layers_2": {"kernel": jnp.asarray(w)}}}
     sd = {"input_blocks.1.0.in_layers.2.lora_down.weight": down, "input_blocks.1.0.in_layers.2.lora_up.weight": up,
           "input_blocks.1.0.in_layers.2.alpha": np.float32(1.0)}
-    merged = np.asarray(lora.merge(params, lora.from_state_dict(sd, params))["input_blocks_1_0"]["in_layers_2"]["kernel"])
+    merged = lora.merge(params, lora.from_state_dict(sd, params))
+    merged = np.asarray(merged["input_blocks_1_0"]["in_layers_2"]["kernel"])
     x = torch.from_numpy(rng.normal(size=(1, 4, 7, 7)).astype(np.float32))
     tw = torch.from_numpy(np.transpose(w, (3, 2, 0, 1)).copy())
     branch = torch.nn.functional.conv2d(torch.nn.functional.conv2d(x, torch.from_numpy(down), padding=1),

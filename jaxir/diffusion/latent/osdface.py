@@ -10,7 +10,6 @@ wavelet colour fix towards the input (`utils/wavelet_color_fix.py`, `colorfix.py
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 
