@@ -238,6 +238,31 @@ def cmd_list(args, overrides):
         print(f"{name:24s} {official}")
 
 
+def cmd_gendeg_generate(args, overrides) -> int:
+    from jaxir.diffusion.latent import gendeg
+
+    model = gendeg.load(args.model)
+    stems = gendeg.generate_folder(model, args.clean, args.out, args.degradation, args.mu, args.sigma,
+                                   seed=args.seed, steps=args.steps, text_scale=args.text_scale,
+                                   image_scale=args.image_scale, caption=args.caption)
+    print(f"wrote {len(stems)} pairs to {args.out}/input and {args.out}/target")
+    return 0
+
+
+def cmd_gendeg_convert(args, overrides) -> int:
+    from transformers import CLIPTokenizer
+
+    from jaxir.convert.torch_io import load_state_dict
+    from jaxir.diffusion.latent import gendeg
+
+    kwargs = json.loads(pathlib.Path(args.kwargs).read_text()) if args.kwargs else gendeg.PAPER_KWARGS
+    model = gendeg.convert_checkpoint(load_state_dict(args.checkpoint), kwargs,
+                                      CLIPTokenizer.from_pretrained(args.tokenizer))
+    gendeg.save(args.out, model, kwargs)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxir", description="Image restoration in JAX, parity-proven.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -346,6 +371,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", help="the downloaded official checkpoint")
     p.add_argument("out", nargs="?", help="output .msgpack (default NAME.msgpack)")
     p.set_defaults(fn=cmd_zoo)
+
+    p = sub.add_parser("gendeg", help="GenDeg: synthesise degraded versions of clean images (paired folder)")
+    gsub = p.add_subparsers(dest="gendeg_command", required=True)
+    g = gsub.add_parser("generate", help="clean folder -> OUT/input (generated) + OUT/target (clean)")
+    g.add_argument("--model", required=True, help="GenDeg folder (jaxir.diffusion.latent.gendeg.save)")
+    g.add_argument("--clean", required=True, help="folder of clean images")
+    g.add_argument("--out", required=True)
+    g.add_argument("--degradation", required=True, help="haze, rain, snow, raindrop, blur, noise, lowlight ...")
+    g.add_argument("--mu", type=float, required=True, help="mean |clean - degraded| in [0, 0.7]")
+    g.add_argument("--sigma", type=float, required=True, help="std of |clean - degraded| in [0, 0.4]")
+    g.add_argument("--caption", default="a photo")
+    g.add_argument("--steps", type=int, default=20)
+    g.add_argument("--text-scale", type=float, default=7.5)
+    g.add_argument("--image-scale", type=float, default=1.5)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(fn=cmd_gendeg_generate)
+    g = gsub.add_parser("convert", help="official GenDeg checkpoint (.ckpt/.safetensors) -> GenDeg folder")
+    g.add_argument("checkpoint")
+    g.add_argument("--tokenizer", required=True, help="folder with CLIP's vocab.json and merges.txt")
+    g.add_argument("--out", required=True)
+    g.add_argument("--kwargs", help="JSON file of per-network kwargs (default: the paper's configuration)")
+    g.set_defaults(fn=cmd_gendeg_convert)
 
     p = sub.add_parser("list", help="list registered models and the official classes they reproduce")
     p.set_defaults(fn=cmd_list)

@@ -32,6 +32,8 @@ _MODEL_MODULES = (
     "jaxir.models.moce_ir",
     "jaxir.models.adm_unet",
     "jaxir.models.cm_unet",
+    "jaxir.models.ldm_unet",
+    "jaxir.diffusion.latent.osdface_vre",
     "jaxir.diffusion.dvsr",
     "jaxir.metrics.inception",
     "jaxir.models.mair",

@@ -1,0 +1,225 @@
+"""GenDeg (Rajagopalan et al., CVPR 2025; sudraj2002/GenDeg): degradation synthesis with an
+InstructPix2Pix-style latent diffusion model conditioned on a text prompt and the degradation's
+intensity statistics.
+
+Conditioning (`ldm/models/diffusion/ddpm_edit.py`, `edit_dataset.py`): μ and σ of |clean - degraded|
+are each one-hot binned into 128 bins over [0, 0.7] and [0, 0.4] (`np.digitize`, values past the top
+edge in the last bin) plus a 129th "null" bin; `stats_proj` Linear(129 -> 77) maps the (2, 129) pair to
+(77, 2), concatenated to the CLIP text states (77, 768) and projected back by `cc_projection`
+Linear(770 -> 768) (initialised to the identity on the text part). The null conditioning is the empty
+prompt with both statistics in the null bin. The clean image's VAE latent is concatenated to the noisy
+latent (hybrid conditioning), and sampling uses InstructPix2Pix's dual guidance
+(`jaxir.diffusion.latent.pipeline`).
+
+`generate_folder` writes a GenDS-style paired folder: `input/<stem>.png` (generated degraded image) and
+`target/<stem>.png` (the clean image), read by the `paired_folder` training source.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxir import io as jio
+from jaxir.diffusion.latent import autoencoder_kl as akl
+from jaxir.diffusion.latent import clip_text, pipeline
+from jaxir.models.blocks import Linear
+from jaxir.models.ldm_unet import build_ldm_unet
+
+MU_RANGE = (0.0, 0.7)
+SIGMA_RANGE = (0.0, 0.4)
+NUM_BINS = 128
+# GenDeg's captions are BLIP-2 descriptions ending "in <adjective> conditions".
+ADJECTIVES = {"haze": "hazy", "rain": "rainy", "snow": "snowy", "raindrop": "rainy", "blur": "blurry",
+              "noise": "noisy", "lowlight": "low-light", "low-light": "low-light"}
+
+
+def one_hot_stat(value: float, value_range: tuple[float, float]) -> np.ndarray:
+    edges = np.linspace(value_range[0], value_range[1], NUM_BINS + 1)
+    index = int(np.digitize(value, edges, right=False)) - 1
+    if index < 0:
+        raise ValueError(f"statistic {value} is below the range {value_range}")
+    out = np.zeros(NUM_BINS + 1, np.float32)
+    out[min(index, NUM_BINS - 1)] = 1.0
+    return out
+
+
+def stats(mu: float, sigma: float) -> np.ndarray:
+    """(2, 129) one-hot μ/σ conditioning."""
+    return np.stack([one_hot_stat(mu, MU_RANGE), one_hot_stat(sigma, SIGMA_RANGE)])
+
+
+def null_stats() -> np.ndarray:
+    out = np.zeros((2, NUM_BINS + 1), np.float32)
+    out[:, -1] = 1.0
+    return out
+
+
+def prompt(degradation: str, caption: str = "a photo") -> str:
+    return f"{caption} in {ADJECTIVES.get(degradation, degradation)} conditions"
+
+
+class GenDegConditioner(nn.Module):
+    """(CLIP states (N, 77, D), stats (N, 2, 129)) -> cross-attention context (N, 77, D)."""
+
+    context_length: int = 77
+    dim: int = 768
+
+    @nn.compact
+    def __call__(self, text_states, stat_vectors):
+        projected = Linear(self.context_length, name="stats_proj")(stat_vectors)  # (N, 2, 77)
+        joined = jnp.concatenate([text_states, jnp.swapaxes(projected, 1, 2)], axis=-1)
+        return Linear(self.dim, name="cc_projection")(joined)
+
+
+def init_conditioner(module: GenDegConditioner, key) -> dict:
+    """Random init with cc_projection the identity on the text part and a zero bias, as the official init."""
+    variables = module.init(key, jnp.zeros((1, module.context_length, module.dim)),
+                            jnp.zeros((1, 2, NUM_BINS + 1)))
+    cc = variables["params"]["cc_projection"]
+    cc = {"kernel": cc["kernel"].at[: module.dim].set(jnp.eye(module.dim)), "bias": jnp.zeros_like(cc["bias"])}
+    return {"params": {**variables["params"], "cc_projection": cc}}
+
+
+@dataclasses.dataclass
+class GenDegModel:
+    """The four networks with their variables, and the tokenizer."""
+
+    unet: nn.Module
+    unet_vars: dict
+    vae: akl.AutoencoderKL
+    vae_vars: dict
+    text: clip_text.CLIPTextModel
+    text_vars: dict
+    conditioner: GenDegConditioner
+    conditioner_vars: dict
+    tokenizer: object
+
+    def context(self, prompts: list[str], stat_vectors: np.ndarray):
+        ids = clip_text.tokenize(self.tokenizer, prompts, self.text.max_position_embeddings)
+        states = self.text.apply(self.text_vars, jnp.asarray(ids))[0]
+        return self.conditioner.apply(self.conditioner_vars, states, jnp.asarray(stat_vectors))
+
+    def generate(self, clean01, degradation: str, mu: float, sigma: float, key, caption: str = "a photo",
+                 steps: int = 20, text_scale: float = 7.5, image_scale: float = 1.5):
+        """Clean NHWC images in [0, 1] (sides multiples of 8) -> degraded images in [0, 1]."""
+        n = clean01.shape[0]
+        cond = self.context([prompt(degradation, caption)] * n, np.repeat(stats(mu, sigma)[None], n, 0))
+        null = self.context([""], null_stats()[None])
+        image_latent = akl.encode_latents(self.vae, self.vae_vars, jnp.asarray(clean01, jnp.float32))
+        diffusion = pipeline.sd_diffusion()
+        z = pipeline.sample(self.unet, self.unet_vars, diffusion, image_latent, cond, null, key, steps=steps,
+                            text_scale=text_scale, image_scale=image_scale)
+        return akl.decode_latents(self.vae, self.vae_vars, z)
+
+
+_PARTS = {"unet": "unet.msgpack", "vae": "vae.msgpack", "text_encoder": "text_encoder.msgpack",
+          "conditioner": "conditioner.msgpack"}
+
+
+def save(directory, model: GenDegModel, kwargs: dict[str, dict]) -> None:
+    """A GenDeg folder: one jaxir weights file per network (`kwargs[part]` its constructor kwargs) and
+    the tokenizer's vocab.json / merges.txt under tokenizer/."""
+    directory = pathlib.Path(directory)
+    for part, variables in (("unet", model.unet_vars), ("vae", model.vae_vars), ("text_encoder", model.text_vars),
+                            ("conditioner", model.conditioner_vars)):
+        jio.save_weights(directory / _PARTS[part], part, kwargs.get(part, {}), jax.device_get(variables))
+    model.tokenizer.save_pretrained(str(directory / "tokenizer"))
+
+
+def load(directory) -> GenDegModel:
+    from transformers import CLIPTokenizer
+
+    directory = pathlib.Path(directory)
+    loaded = {part: jio.load_weights(directory / name) for part, name in _PARTS.items()}
+    unet = build_ldm_unet(**loaded["unet"][1])
+    vae = akl.AutoencoderKL(**akl.diffusers_kwargs(loaded["vae"][1]))
+    text = clip_text.CLIPTextModel(**loaded["text_encoder"][1])
+    conditioner = GenDegConditioner(**loaded["conditioner"][1])
+    tokenizer = CLIPTokenizer.from_pretrained(str(directory / "tokenizer"))
+    return GenDegModel(unet, loaded["unet"][2], vae, loaded["vae"][2], text, loaded["text_encoder"][2],
+                       conditioner, loaded["conditioner"][2], tokenizer)
+
+
+def generate_folder(model: GenDegModel, clean_dir, out_dir, degradation: str, mu: float, sigma: float,
+                    seed: int = 0, steps: int = 20, text_scale: float = 7.5, image_scale: float = 1.5,
+                    caption: str = "a photo") -> list[str]:
+    """Every image in `clean_dir` (cropped to multiples of 8) -> out_dir/input (generated) + out_dir/target."""
+    clean_dir, out_dir = pathlib.Path(clean_dir), pathlib.Path(out_dir)
+    paths = sorted(p for p in clean_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif"))
+    if not paths:
+        raise FileNotFoundError(f"no images in {clean_dir}")
+    key = jax.random.key(seed)
+    stems = []
+    for index, path in enumerate(paths):
+        clean = np.asarray(jio.read_image(path), np.float32)
+        h, w = clean.shape[0] // 8 * 8, clean.shape[1] // 8 * 8
+        clean = clean[:h, :w]
+        degraded = model.generate(clean[None], degradation, mu, sigma, jax.random.fold_in(key, index),
+                                  caption=caption, steps=steps, text_scale=text_scale, image_scale=image_scale)[0]
+        jio.write_image(out_dir / "input" / f"{path.stem}.png", np.asarray(degraded))
+        jio.write_image(out_dir / "target" / f"{path.stem}.png", clean)
+        stems.append(path.stem)
+    (out_dir / "gendeg.json").write_text(json.dumps(
+        {"degradation": degradation, "mu": mu, "sigma": sigma, "seed": seed, "steps": steps,
+         "text_scale": text_scale, "image_scale": image_scale, "caption": caption, "images": stems}, indent=1))
+    return stems
+
+
+# configs/train.yaml: the SD 1.5 U-Net with 8 input channels, SD's VAE, CLIP ViT-L/14, 77 x 768 context.
+PAPER_KWARGS = {
+    "unet": dict(in_channels=8, out_channels=4, model_channels=320, attention_resolutions=(4, 2, 1),
+                 num_res_blocks=2, channel_mult=(1, 2, 4, 4), num_heads=8, transformer_depth=1, context_dim=768),
+    "vae": dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4),
+    "text_encoder": dict(clip_text.VIT_L14),
+    "conditioner": dict(context_length=77, dim=768),
+}
+
+
+def split_checkpoint(state_dict) -> dict[str, dict]:
+    """GenDeg's / InstructPix2Pix's single LatentDiffusion state dict -> per-network official state dicts.
+
+    `model.diffusion_model.` (U-Net, LDM names), `first_stage_model.` (VAE, CompVis names),
+    `cond_stage_model.transformer.` (transformers CLIPTextModel), `stats_proj.` / `cc_projection.`
+    (conditioner). EMA copies (`model_ema.`) and schedule buffers are left out.
+    """
+    parts: dict[str, dict] = {"unet": {}, "vae": {}, "text_encoder": {}, "conditioner": {}}
+    prefixes = (("model.diffusion_model.", "unet"), ("first_stage_model.", "vae"),
+                ("cond_stage_model.transformer.", "text_encoder"), ("stats_proj.", "conditioner"),
+                ("cc_projection.", "conditioner"))
+    for key, value in state_dict.items():
+        for prefix, part in prefixes:
+            if key.startswith(prefix):
+                name = key[len(prefix):] if part != "conditioner" else key
+                parts[part][name] = value
+                break
+    missing = [p for p, sd in parts.items() if not sd]
+    if missing:
+        raise ValueError(f"checkpoint has no {missing} weights (expected a GenDeg LatentDiffusion state dict)")
+    return parts
+
+
+def convert_checkpoint(state_dict, kwargs: dict[str, dict], tokenizer) -> GenDegModel:
+    """Official checkpoint + constructor kwargs per network (as `save` records them) -> GenDegModel."""
+    from jaxir.convert.state_dict import convert_state_dict
+
+    parts = split_checkpoint(state_dict)
+    unet = build_ldm_unet(**kwargs["unet"])
+    vae = akl.AutoencoderKL(**akl.diffusers_kwargs(kwargs["vae"]))
+    text = clip_text.CLIPTextModel(**kwargs["text_encoder"])
+    cond = GenDegConditioner(**kwargs["conditioner"])
+    ctx_len, dim = cond.context_length, cond.dim
+    unet_vars = convert_state_dict(parts["unet"], unet, jnp.zeros((1, 8, 8, unet.in_channels)),
+                                   jnp.zeros((1,), jnp.int32), jnp.zeros((1, ctx_len, unet.context_dim)))
+    vae_sd = akl.compvis_to_diffusers(parts["vae"], len(vae.block_out_channels))
+    vae_vars = convert_state_dict(vae_sd, vae, jnp.zeros((1, 8, 8, vae.in_channels)))
+    text_vars = convert_state_dict(parts["text_encoder"], text, jnp.zeros((1, 4), jnp.int32),
+                                   hooks=clip_text.CONVERT_HOOKS)
+    cond_vars = convert_state_dict(parts["conditioner"], cond, jnp.zeros((1, ctx_len, dim)),
+                                   jnp.zeros((1, 2, NUM_BINS + 1)))
+    return GenDegModel(unet, unet_vars, vae, vae_vars, text, text_vars, cond, cond_vars, tokenizer)
