@@ -20,10 +20,18 @@ def _config_from_args(args, overrides):
     return apply_overrides(config, overrides)
 
 
+def _join_processes(args):
+    """Multi-process launches join jax.distributed before anything touches a device (no-op for one process)."""
+    from jaxir.train.distributed import initialize
+
+    initialize(args.distributed, args.coordinator_address, args.num_processes, args.process_id)
+
+
 def cmd_train(args, overrides):
     from jaxir.train.loop import train
 
     config = _config_from_args(args, overrides)
+    _join_processes(args)
     train(config, args.workdir)
 
 
@@ -149,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from an experiments/ config")
     p.add_argument("--config", required=True, help="experiments/FILE.py[:arg]")
     p.add_argument("--workdir", required=True)
+    g = p.add_argument_group("multi-process (default: from JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/"
+                             "JAX_PROCESS_ID, SLURM, Open MPI or a TPU slice; see README)")
+    g.add_argument("--distributed", default="auto", choices=["auto", "on", "off"],
+                   help="auto: join jax.distributed when launched as several processes; on: always; off: never")
+    g.add_argument("--coordinator-address", help="host:port of process 0's coordinator")
+    g.add_argument("--num-processes", type=int, help="number of processes")
+    g.add_argument("--process-id", type=int, help="this process's index, 0 .. num-processes - 1")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("demo", help="train the embedded default: a small NAFNet on bundled photos")
