@@ -9,7 +9,8 @@ The config groups it reads (see experiments/nafnet_demo.py for a full example):
           clip_norm, ema_decay                  -> jaxir.train.optim
   train:  num_steps, seed, log_every, eval_every, ckpt_every, keep_checkpoints,
           compute_dtype ('float32'|'bfloat16'), param_sharding ('replicated'|'fsdp'),
-          fsdp_min_size, nan_policy ('skip'|'halt'), num_samples
+          fsdp_min_size, nan_policy ('skip'|'halt'), num_samples,
+          remat ('none'|'block'|'stage'|'full'), remat_policy, remat_modules  -> jaxir.train.remat
   eval:   convention (optional jaxir.metrics convention name)
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxir.train import remat
 from jaxir.train import sharding as shd
 from jaxir.train.checkpoint import Checkpointer
 from jaxir.train.eval_loop import run_eval, save_sample_grid
@@ -253,7 +255,8 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
     writer = MetricWriter(workdir, enabled=is_writer, resume_step=start if resumed is not None else None)
 
     train_step = jit_train_step(
-        make_train_step(model, _loss_fn(config), tx, schedule, ema_decay=decay, degradation=_degradation(config),
+        make_train_step(remat.from_config(model, config), _loss_fn(config), tx, schedule, ema_decay=decay,
+                        degradation=_degradation(config),
                         task_degradations=task_degradations(train_source)),
         shardings, mesh)
     eval_step = _eval_step(config, model, entry, mesh)
