@@ -225,6 +225,11 @@ def record_row(path: str | pathlib.Path, row: str, section: str = "Models") -> N
 
 
 def run_bench(args, overrides) -> None:
+    if getattr(args, "suite", None):
+        from jaxir.bench_suite import run_cli
+
+        run_cli(args)
+        return
     if args.pipeline:
         from data_pipelines.bench import run_pipeline_bench
 

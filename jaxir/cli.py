@@ -218,6 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", help="benchmark a data pipeline instead of a model (e.g. bundled)")
     p.add_argument("--workers", default="0,1,2", help="worker counts for --pipeline")
     p.add_argument("--record", default="", help="append the row to this Markdown file (e.g. BENCHMARKS.md)")
+    g = p.add_argument_group("suite (jaxir.bench_suite): every paper config, train crop and test frame")
+    g.add_argument("--suite", help="'paper': run the suite (uses --batch, --steps, --torch, --record)")
+    g.add_argument("--suite-filter", help="regular expression on the suite's row labels")
+    g.add_argument("--suite-sizes", default="train,test", help="train (the recipe's crop), test (full frame)")
+    g.add_argument("--dtypes", default="float32,bfloat16", help="compute dtypes of the suite")
+    g.add_argument("--torch-compile", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --torch, also time the reference under torch.compile")
+    g.add_argument("--out", default="", help="also append the suite's rows as JSON lines to this file")
     p.set_defaults(fn=cmd_bench)
 
     p = sub.add_parser("build-dataset", help="prepare a benchmark's TFDS dataset from its official files")
