@@ -169,12 +169,14 @@ def _depthwise_backward(pad, dilation, residuals, grad):
     grad_padded = jnp.pad(grad, ((0, 0), (dh * (kh - 1),) * 2, (dw * (kw - 1),) * 2, (0, 0)))
     grad_x_padded = _shifted_sum(grad_padded, kernel[::-1, ::-1, 0], x_padded.shape[1:3], dilation)
     grad_x = grad_x_padded[:, pt:pt + x.shape[1], pl:pl + x.shape[2]]
-    # The kernel gradient is a reduction over every pixel; XLA's native filter-gradient keeps it in one buffer.
-    _, filter_vjp = jax.vjp(
-        lambda k: jax.lax.conv_general_dilated(x_padded, k, (1, 1), "VALID", rhs_dilation=dilation,
-                                               dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                               feature_group_count=x.shape[-1], precision=PRECISION), kernel)
-    return grad_x.astype(x.dtype), filter_vjp(grad)[0]
+    # Each tap's kernel gradient is one fused slice-multiply-reduce over the pixels. (XLA:CPU lowers the
+    # native grouped filter gradient to a dense conv with a (kh, kw, C, C) kernel: C times the work and,
+    # for Restormer's 2042-channel GDFN, 143 MB buffers; BENCHMARKS.md.)
+    out_h, out_w = grad.shape[1:3]
+    taps = [jnp.sum(x_padded[:, i * dh:i * dh + out_h, j * dw:j * dw + out_w, :].astype(jnp.float32)
+                    * grad.astype(jnp.float32), axis=(0, 1, 2)) for i in range(kh) for j in range(kw)]
+    grad_kernel = jnp.stack(taps).reshape(kh, kw, 1, -1).astype(kernel.dtype)
+    return grad_x.astype(x.dtype), grad_kernel
 
 
 _depthwise_by_shifts.defvjp(_depthwise_forward, _depthwise_backward)
