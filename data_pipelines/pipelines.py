@@ -321,12 +321,15 @@ class _ScheduledBatchDataset(grain.MapDataset):
     """
 
     def __init__(self, records: grain.MapDataset, schedule: ProgressiveSchedule, *,
-                 augment: bool | str, dual_pixel: bool):
+                 augment: bool | str, dual_pixel: bool, shard: tuple[int, int] = (0, 1)):
         super().__init__(records)
         self._schedule = schedule
         self._augment = augment
         self._dual_pixel = dual_pixel
-        self._length = sys.maxsize if len(records) >= sys.maxsize else schedule.num_steps(len(records))
+        # `records` is the global stream; this process takes its block of every global batch (see BlockShard).
+        self._index, self._count = shard
+        whole = len(records)
+        self._length = sys.maxsize if whole >= sys.maxsize else schedule.num_steps(whole // self._count)
 
     def __len__(self) -> int:
         return self._length
@@ -337,7 +340,7 @@ class _ScheduledBatchDataset(grain.MapDataset):
         if step >= self._length:
             raise IndexError(f"step {step} past the end ({self._length} steps)")
         patch, size = self._schedule.sizes(step)
-        first = self._schedule.first_record(step)
+        first = (self._schedule.first_record(step) * self._count) + self._index * size
         records = [self._parent[first + k] for k in range(size)]
         return stack_records([augment_record(r, patch, augment=self._augment, dual_pixel=self._dual_pixel)
                               for r in records])
@@ -352,8 +355,8 @@ class _ScheduledBatchDataset(grain.MapDataset):
 
 def _resolve_shard(shard: tuple[int, int] | None) -> tuple[int, int]:
     if shard is None:
-        import jax
-        shard = (jax.process_index(), jax.process_count())
+        options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
+        shard = (options.shard_index, options.shard_count)
     index, count = (int(v) for v in shard)
     if count <= 0 or not 0 <= index < count:
         raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard}")
@@ -367,36 +370,74 @@ def _check_seed(seed: int) -> int:
     return seed
 
 
-def train_records(source: Any, *, seed: int, num_epochs: int | None = None,
-                  shard: tuple[int, int] | None = None) -> grain.MapDataset:
-    """The shuffled, process-sharded, repeated stream of tagged (not yet cropped) records.
+class BlockShard(grain.MapDataset):
+    """Process `index` of `count`'s share of a global record stream, in blocks of `block` records.
 
-    `source` is a random-access source or a `mixtures.Mixture`. For a plain
-    source every process takes every `count`-th record of each epoch's global
-    shuffle; the last `len % count` records of that order are skipped so all
-    processes see epochs of equal length. A mixture is infinite: each task is
-    shuffled and repeated on its own, the tasks are interleaved by weight with
-    `grain.MapDataset.mix`, and processes take every `count`-th mixed record.
+    Element q of this process is global record `(q // block) * block * count + index * block + q % block`:
+    global batch j (of `block * count` records) is process 0's batch j, then process 1's, and so on,
+    which is exactly the order `jax.make_array_from_process_local_data` concatenates them in. So the
+    global batch at every step holds the same records in the same order whatever the process count
+    (a 2-process run sees the batches of the 1-process run). With `block=1` it is a strided split.
+    """
+
+    def __init__(self, parent: grain.MapDataset, *, index: int, count: int, block: int):
+        super().__init__(parent)
+        self._index, self._count, self._block = int(index), int(count), int(block)
+        if self._block <= 0:
+            raise ValueError(f"block must be positive, got {block}")
+        whole = len(parent)
+        self._length = sys.maxsize if whole >= sys.maxsize else whole // (self._block * self._count) * self._block
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        if index >= self._length:
+            raise IndexError(f"record {index} past the end of the shard ({self._length})")
+        group, offset = divmod(index, self._block)
+        return self._parent[(group * self._count + self._index) * self._block + offset]
+
+    def __str__(self) -> str:
+        return f"BlockShard(index={self._index}, count={self._count}, block={self._block})"
+
+
+def global_records(source: Any, *, seed: int, num_epochs: int | None = None, shard_count: int = 1) -> grain.MapDataset:
+    """The shuffled, repeated stream of tagged records that all processes together consume, in order.
+
+    A plain source is shuffled afresh every epoch; the last `len % shard_count` records of each
+    epoch's order are skipped so every process sees epochs of equal length. A mixture is
+    infinite: each task is shuffled and repeated on its own and the tasks are interleaved by
+    weight with `grain.MapDataset.mix`.
     """
     from data_pipelines.mixtures import Mixture  # mixtures builds on this module's tagging
 
     seed = _check_seed(seed)
-    shard_index, shard_count = _resolve_shard(shard)
     if isinstance(source, Mixture):
         if num_epochs is not None:
             raise ValueError("a Mixture is an infinite stream; leave num_epochs=None and stop by steps")
-        mixed = source.record_dataset(seed)
-        return mixed[shard_index::shard_count]
-
+        return source.record_dataset(seed)
     num_records = len(source)
     if num_records < shard_count:
         raise ValueError(f"source has {num_records} records, fewer than the {shard_count} processes")
     if num_epochs is not None and num_epochs <= 0:
         raise ValueError(f"num_epochs must be positive or None, got {num_epochs}")
     records = _tag_records(grain.MapDataset.source(source), seed=seed, component=0)
-    per_process = num_records - num_records % shard_count
-    records = EpochShuffle(records, seed=seed)[shard_index:per_process:shard_count]
-    return records.repeat(num_epochs)
+    per_epoch = num_records - num_records % shard_count
+    return EpochShuffle(records, seed=seed)[:per_epoch].repeat(num_epochs)
+
+
+def train_records(source: Any, *, seed: int, num_epochs: int | None = None,
+                  shard: tuple[int, int] | None = None, block: int = 1) -> grain.MapDataset:
+    """This process's share of `global_records`: blocks of `block` records (its per-step batch).
+
+    `shard` is (process index, process count), by default Grain's `ShardByJaxProcess`. See
+    `BlockShard` for why blocks: the global batch is then independent of the process count.
+    """
+    shard_index, shard_count = _resolve_shard(shard)
+    records = global_records(source, seed=seed, num_epochs=num_epochs, shard_count=shard_count)
+    return BlockShard(records, index=shard_index, count=shard_count, block=block)
 
 
 def _ensure_absl_flags_parsed() -> None:
@@ -449,13 +490,15 @@ def make_train_dataset(source: Any, *, crop_size: int | Sequence[int] | None = N
                          "leave crop_size and batch_size None")
 
     augmentation_mode(augment)
-    records = train_records(source, seed=seed, num_epochs=num_epochs, shard=shard)
     if schedule is None:
+        records = train_records(source, seed=seed, num_epochs=num_epochs, shard=shard, block=int(batch_size))
         batches = records.map(
             lambda record: augment_record(record, crop_size, augment=augment, dual_pixel=dual_pixel)
         ).batch(int(batch_size), drop_remainder=True, batch_fn=stack_records)
     else:
-        batches = _ScheduledBatchDataset(records, schedule, augment=augment, dual_pixel=dual_pixel)
+        shard = _resolve_shard(shard)
+        records = global_records(source, seed=seed, num_epochs=num_epochs, shard_count=shard[1])
+        batches = _ScheduledBatchDataset(records, schedule, augment=augment, dual_pixel=dual_pixel, shard=shard)
 
     dataset = batches.to_iter_dataset(grain.ReadOptions(num_threads=num_threads,
                                                         prefetch_buffer_size=prefetch_buffer_size))

@@ -38,6 +38,8 @@ def base_config() -> ml_collections.ConfigDict:
         "keep_checkpoints": 2, "compute_dtype": "float32", "param_sharding": "replicated",
         "fsdp_min_size": 2**16, "nan_policy": "skip", "num_samples": 3,
         "init_from": "", "init_from_config": "", "init_from_subtree": "",
+        # Activation rematerialisation (jaxir.train.remat): none | block | stage | full.
+        "remat": "none", "remat_policy": "nothing", "remat_modules": [],
     })
     c.eval = ml_collections.ConfigDict({"convention": None})
     # A paper's training method (jaxir.methods): a registered name (AirNet's MoCo stages, DA-RCOT's OT) or

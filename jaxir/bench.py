@@ -307,6 +307,11 @@ def run_bench(args, overrides) -> None:
     if getattr(args, "op", None):
         run_op_bench(args)
         return
+    if getattr(args, "suite", None):
+        from jaxir.bench_suite import run_cli
+
+        run_cli(args)
+        return
     if args.pipeline:
         from data_pipelines.bench import run_pipeline_bench
 

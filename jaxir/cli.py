@@ -20,10 +20,18 @@ def _config_from_args(args, overrides):
     return apply_overrides(config, overrides)
 
 
+def _join_processes(args):
+    """Multi-process launches join jax.distributed before anything touches a device (no-op for one process)."""
+    from jaxir.train.distributed import initialize
+
+    initialize(args.distributed, args.coordinator_address, args.num_processes, args.process_id)
+
+
 def cmd_train(args, overrides):
     from jaxir.train.loop import train
 
     config = _config_from_args(args, overrides)
+    _join_processes(args)
     train(config, args.workdir)
 
 
@@ -271,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from an experiments/ config")
     p.add_argument("--config", required=True, help="experiments/FILE.py[:arg]")
     p.add_argument("--workdir", required=True)
+    g = p.add_argument_group("multi-process (default: from JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/"
+                             "JAX_PROCESS_ID, SLURM, Open MPI or a TPU slice; see README)")
+    g.add_argument("--distributed", default="auto", choices=["auto", "on", "off"],
+                   help="auto: join jax.distributed when launched as several processes; on: always; off: never")
+    g.add_argument("--coordinator-address", help="host:port of process 0's coordinator")
+    g.add_argument("--num-processes", type=int, help="number of processes")
+    g.add_argument("--process-id", type=int, help="this process's index, 0 .. num-processes - 1")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("demo", help="train the embedded default: a small NAFNet on bundled photos")
@@ -343,6 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--d-state", type=int, default=16, help="state size (N) for --op selective_scan")
     p.add_argument("--chunk", type=int, default=256, help="chunk length of the chunked form")
     p.add_argument("--record", default="", help="append the row to this Markdown file (e.g. BENCHMARKS.md)")
+    g = p.add_argument_group("suite (jaxir.bench_suite): every paper config, train crop and test frame")
+    g.add_argument("--suite", help="'paper': run the suite (uses --batch, --steps, --torch, --record)")
+    g.add_argument("--suite-filter", help="regular expression on the suite's row labels")
+    g.add_argument("--suite-sizes", default="train,test", help="train (the recipe's crop), test (full frame)")
+    g.add_argument("--dtypes", default="float32,bfloat16", help="compute dtypes of the suite")
+    g.add_argument("--torch-compile", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --torch, also time the reference under torch.compile")
+    g.add_argument("--out", default="", help="also append the suite's rows as JSON lines to this file")
     p.set_defaults(fn=cmd_bench)
 
     p = sub.add_parser("build-dataset", help="prepare a benchmark's TFDS dataset from its official files")

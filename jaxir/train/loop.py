@@ -12,6 +12,7 @@ The config groups it reads (see experiments/nafnet_demo.py for a full example):
           compute_dtype ('float32'|'bfloat16'), param_sharding ('replicated'|'fsdp'),
           fsdp_min_size, nan_policy ('skip'|'halt'), num_samples,
           init_from (workdir or weights), init_from_config, init_from_subtree
+          remat ('none'|'block'|'stage'|'full'), remat_policy, remat_modules  -> jaxir.train.remat
   eval:   convention (optional jaxir.metrics convention name)
   method: name, kwargs (optional)              -> jaxir.methods.build_method (a paper's training method:
           a registered name, or 'package.module:function' building the trained module from the model)
@@ -26,6 +27,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxir.train import remat
 from jaxir.train import sharding as shd
 from jaxir.train.checkpoint import Checkpointer
 from jaxir.train.eval_loop import run_eval, save_sample_grid
@@ -290,9 +292,9 @@ def train(config, workdir: str | pathlib.Path) -> dict[str, float]:
     writer = MetricWriter(workdir, enabled=is_writer, resume_step=start if resumed is not None else None)
 
     train_step = jit_train_step(
-        make_train_step(model, _loss_fn(config), tx, schedule, ema_decay=decay, degradation=_degradation(config),
-                        task_degradations=task_degradations(train_source), method=method,
-                        target_key=config.loss.get("target", None) or "target"),
+        make_train_step(remat.from_config(model, config), _loss_fn(config), tx, schedule, ema_decay=decay,
+                        degradation=_degradation(config), task_degradations=task_degradations(train_source),
+                        method=method, target_key=config.loss.get("target", None) or "target"),
         shardings, mesh)
     eval_step = _eval_step(config, model, entry, mesh)
     eval_dataset = make_eval_dataset(config.data, entry.pad_multiple)
