@@ -15,6 +15,7 @@ from jaxir.models.acl import CONFIGS
 
 TASKS = {"gopro": ("gopro", ["input", "target"], "gopro"),
          "rain13k": ("rain13k", ["input", "target"], "rain100h")}
+VARIANTS = list(TASKS)  # default first
 
 
 def get_config(arg=None):

@@ -17,6 +17,8 @@ from experiments.base import base_config, tfds_source
 
 
 def get_config(arg: str | None = None):
+    if arg:  # no variants: any argument would escape the recipe check (tests/test_recipes.py)
+        raise ValueError(f"dvsr_gopro takes no argument, got {arg!r}")
     c = base_config()
     c.model.name = "dvsr"
     c.model.kwargs = {"predictor_channels": 64, "predictor_mult": [1, 2, 3, 4], "denoiser_channels": 32,

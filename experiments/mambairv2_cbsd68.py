@@ -20,11 +20,13 @@ difference here; point --config.data.train at a folder source for DFWB. Start σ
 from experiments.base import base_config, tfds_source
 from jaxir.models.mambairv2 import CONFIGS
 
+VARIANTS = ["15", "25", "50"]  # σ; default first
+
 
 def get_config(arg=None):
-    sigma = int(arg or 15)
-    if sigma not in (15, 25, 50):
-        raise ValueError(f"mambairv2_cbsd68 takes σ 15, 25 or 50, got {arg!r}")
+    if (arg or VARIANTS[0]) not in VARIANTS:
+        raise ValueError(f"mambairv2_cbsd68 takes σ {VARIANTS}, got {arg!r}")
+    sigma = int(arg or VARIANTS[0])
     kwargs, _ = CONFIGS["color_dn"]
     c = base_config()
     c.model.name = "mambairv2"
