@@ -70,6 +70,31 @@ class Checkpoint:
         return get_paper_config(self.config).spec
 
 
+@dataclasses.dataclass(frozen=True)
+class Unreleased:
+    """A registered model whose authors publish no pretrained checkpoint, and why."""
+    model: str
+    reason: str
+    page: str = ""
+
+    def __post_init__(self):
+        if not self.reason:
+            raise ValueError(f"[[unreleased]] {self.model!r}: give the reason")
+
+
+def load_unreleased(path: str | os.PathLike | None = None) -> dict[str, Unreleased]:
+    """model -> Unreleased: the models with no official checkpoint, in manifest order."""
+    with open(path or MANIFEST, "rb") as file:
+        data = tomllib.load(file)
+    entries: dict[str, Unreleased] = {}
+    for raw in data.get("unreleased", []):
+        entry = Unreleased(**raw)
+        if entry.model in entries:
+            raise ValueError(f"[[unreleased]] {entry.model!r} appears twice")
+        entries[entry.model] = entry
+    return entries
+
+
 def load_manifest(path: str | os.PathLike | None = None) -> dict[str, Checkpoint]:
     """name -> Checkpoint, in manifest order."""
     with open(path or MANIFEST, "rb") as file:
@@ -98,8 +123,11 @@ def _format_scores(entry: Checkpoint) -> str:
     return "; ".join(parts) or "–"
 
 
-def format_table(entries: Mapping[str, Checkpoint] | None = None) -> str:
-    entries = load_manifest() if entries is None else entries
+def format_table(entries: Mapping[str, Checkpoint] | None = None,
+                 unreleased: Mapping[str, Unreleased] | None = None) -> str:
+    if entries is None:
+        entries = load_manifest()
+        unreleased = load_unreleased() if unreleased is None else unreleased
     lines = []
     for e in entries.values():
         lines.append(f"{e.name}  [{e.task}, {e.dataset}]  {e.params:,} params")
@@ -108,6 +136,11 @@ def format_table(entries: Mapping[str, Checkpoint] | None = None) -> str:
         lines.append(f"    published: {_format_scores(e)}" + (f"  ({e.benchmark})" if e.benchmark else ""))
         if e.note:
             lines.append(f"    note: {e.note}")
+    if unreleased:
+        lines.append("")
+        lines.append("No official checkpoint:")
+        for u in unreleased.values():
+            lines.append(f"{u.model}  {u.reason}" + (f"  ({u.page})" if u.page else ""))
     return "\n".join(lines)
 
 
