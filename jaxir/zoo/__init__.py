@@ -176,7 +176,7 @@ def convert(entry: Checkpoint, path: str | os.PathLike, out: str | os.PathLike) 
     import numpy as np
 
     from jaxir import registry
-    from jaxir.api import example_input
+    from jaxir.api import example_inputs
     from jaxir.convert.state_dict import convert_state_dict
     from jaxir.convert.torch_io import load_state_dict
     from jaxir.io import save_weights
@@ -190,7 +190,7 @@ def convert(entry: Checkpoint, path: str | os.PathLike, out: str | os.PathLike) 
         raise ZooError(f"{path} is not a readable checkpoint for {entry.name} (truncated or corrupt?): {err}") \
             from None
     try:
-        variables = convert_state_dict(state_dict, module, example_input(module, name),
+        variables = convert_state_dict(state_dict, module, *example_inputs(module, name),
                                        hooks=registry.get_entry(name).convert_hooks)
     except ValueError as err:
         raise ZooError(f"{path} does not fit {entry.name} ({name} {kwargs}): {err}") from None
