@@ -169,3 +169,22 @@ def test_manifest_parameter_counts_are_the_built_models():
         if key not in seen:
             seen[key] = jaxir.count_params(name, **kwargs)
         assert seen[key] == e.params, (e.name, seen[key], e.params)
+
+
+def test_a_lightning_checkpoint_converts_from_its_wrapped_network(official_p2ikt, tmp_path):
+    """PromptIR, MoCE-IR and VLU-Net release Lightning files: {'state_dict': {'net.<key>': ..., <other modules>}}."""
+    import dataclasses
+
+    torch = pytest.importorskip("torch")
+    plain = torch.load(official_p2ikt, map_location="cpu")["model"]
+    wrapped = {f"net.{k}": v for k, v in plain.items()}
+    wrapped["clip.proj.weight"] = torch.zeros(4, 4)  # a frozen helper module the Lightning model also holds
+    lightning = tmp_path / "last.ckpt"
+    torch.save({"epoch": 3, "global_step": 10, "state_dict": wrapped}, lightning)
+    assert sum(1 for e in ENTRIES.values() if e.prefix == "net.") >= 3
+    entry = dataclasses.replace(ENTRIES["p2ikt-dpdd"], key="state_dict", prefix="net.")
+    count, out = zoo.convert(entry, lightning, tmp_path / "p2ikt.msgpack")
+    assert count == 3_318_735 and out.exists()
+    with pytest.raises(zoo.ZooError, match="has no weights under 'model.'"):
+        zoo.convert(dataclasses.replace(entry, prefix="model."), lightning, tmp_path / "no.msgpack")
+    assert not (tmp_path / "no.msgpack").exists()

@@ -36,6 +36,7 @@ class Checkpoint:
     sha256: str = ""
     size: int = 0
     key: str = ""
+    prefix: str = ""
     config: str = ""
     model: str = ""
     kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -189,6 +190,10 @@ def convert(entry: Checkpoint, path: str | os.PathLike, out: str | os.PathLike) 
     except Exception as err:  # the reader raises several types for damaged archives
         raise ZooError(f"{path} is not a readable checkpoint for {entry.name} (truncated or corrupt?): {err}") \
             from None
+    if entry.prefix:  # e.g. a Lightning module's wrapped network, beside its other submodules
+        state_dict = {k[len(entry.prefix):]: v for k, v in state_dict.items() if k.startswith(entry.prefix)}
+        if not state_dict:
+            raise ZooError(f"{path} has no weights under {entry.prefix!r}: not the checkpoint {entry.name} names")
     try:
         variables = convert_state_dict(state_dict, module, *example_inputs(module, name),
                                        hooks=registry.get_entry(name).convert_hooks)
