@@ -68,6 +68,22 @@ def example_input(module, name: str, size: int | None = None):
     return jax.ShapeDtypeStruct((1, side, side, input_channels(module)), jnp.float32)
 
 
+def example_inputs(module, name: str, size: int | None = None) -> list:
+    """All abstract inputs the model's call takes: the image, plus timesteps/labels or other declared inputs."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxir import parity
+
+    entry = registry.get_entry(name)
+    image = example_input(module, name, size)
+    if entry.example_inputs is not None:
+        return parity.example_inputs(entry, module, *image.shape[:3])
+    if entry.example_input_shapes is not None:
+        return [jax.ShapeDtypeStruct(tuple(s), jnp.float32) for s in entry.example_input_shapes(module, [image.shape])]
+    return [image]
+
+
 def create_model(name: str, *, seed: int = 0, **kwargs: Any) -> Model:
     """A model with freshly initialised variables (PRNG `seed`); `name` as in `resolve`."""
     import jax
@@ -90,7 +106,7 @@ def count_params(model: Model | str, **kwargs: Any) -> int:
 
     model_name, model_kwargs = resolve(model, **kwargs)
     module = registry.build_model(model_name, **model_kwargs)
-    return abstract_count(module, example_input(module, model_name))
+    return abstract_count(module, *example_inputs(module, model_name))
 
 
 def load_weights(name: str | None, path: str | pathlib.Path, *, key: str | None = None, **kwargs: Any) -> Model:

@@ -193,5 +193,7 @@ registry.register_model(registry.ModelEntry(
     pad_multiple=8,
     min_size=8,
     official_file="net/Final.py",
+    # The second input is the (N, 512) CLIP degradation vector.
+    example_input_shapes=lambda model, shapes: [shapes[0], (shapes[0][0], DEGRADATION_DIM)],
     description="VLU-Net (CVPR 2025): unfolding with a CLIP degradation prior; inputs image + 512-d vector.",
 ))

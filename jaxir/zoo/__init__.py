@@ -36,6 +36,7 @@ class Checkpoint:
     sha256: str = ""
     size: int = 0
     key: str = ""
+    prefix: str = ""
     config: str = ""
     model: str = ""
     kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -70,6 +71,31 @@ class Checkpoint:
         return get_paper_config(self.config).spec
 
 
+@dataclasses.dataclass(frozen=True)
+class Unreleased:
+    """A registered model whose authors publish no pretrained checkpoint, and why."""
+    model: str
+    reason: str
+    page: str = ""
+
+    def __post_init__(self):
+        if not self.reason:
+            raise ValueError(f"[[unreleased]] {self.model!r}: give the reason")
+
+
+def load_unreleased(path: str | os.PathLike | None = None) -> dict[str, Unreleased]:
+    """model -> Unreleased: the models with no official checkpoint, in manifest order."""
+    with open(path or MANIFEST, "rb") as file:
+        data = tomllib.load(file)
+    entries: dict[str, Unreleased] = {}
+    for raw in data.get("unreleased", []):
+        entry = Unreleased(**raw)
+        if entry.model in entries:
+            raise ValueError(f"[[unreleased]] {entry.model!r} appears twice")
+        entries[entry.model] = entry
+    return entries
+
+
 def load_manifest(path: str | os.PathLike | None = None) -> dict[str, Checkpoint]:
     """name -> Checkpoint, in manifest order."""
     with open(path or MANIFEST, "rb") as file:
@@ -98,8 +124,11 @@ def _format_scores(entry: Checkpoint) -> str:
     return "; ".join(parts) or "–"
 
 
-def format_table(entries: Mapping[str, Checkpoint] | None = None) -> str:
-    entries = load_manifest() if entries is None else entries
+def format_table(entries: Mapping[str, Checkpoint] | None = None,
+                 unreleased: Mapping[str, Unreleased] | None = None) -> str:
+    if entries is None:
+        entries = load_manifest()
+        unreleased = load_unreleased() if unreleased is None else unreleased
     lines = []
     for e in entries.values():
         lines.append(f"{e.name}  [{e.task}, {e.dataset}]  {e.params:,} params")
@@ -108,6 +137,11 @@ def format_table(entries: Mapping[str, Checkpoint] | None = None) -> str:
         lines.append(f"    published: {_format_scores(e)}" + (f"  ({e.benchmark})" if e.benchmark else ""))
         if e.note:
             lines.append(f"    note: {e.note}")
+    if unreleased:
+        lines.append("")
+        lines.append("No official checkpoint:")
+        for u in unreleased.values():
+            lines.append(f"{u.model}  {u.reason}" + (f"  ({u.page})" if u.page else ""))
     return "\n".join(lines)
 
 
@@ -143,7 +177,7 @@ def convert(entry: Checkpoint, path: str | os.PathLike, out: str | os.PathLike) 
     import numpy as np
 
     from jaxir import registry
-    from jaxir.api import example_input
+    from jaxir.api import example_inputs
     from jaxir.convert.state_dict import convert_state_dict
     from jaxir.convert.torch_io import load_state_dict
     from jaxir.io import save_weights
@@ -156,8 +190,12 @@ def convert(entry: Checkpoint, path: str | os.PathLike, out: str | os.PathLike) 
     except Exception as err:  # the reader raises several types for damaged archives
         raise ZooError(f"{path} is not a readable checkpoint for {entry.name} (truncated or corrupt?): {err}") \
             from None
+    if entry.prefix:  # e.g. a Lightning module's wrapped network, beside its other submodules
+        state_dict = {k[len(entry.prefix):]: v for k, v in state_dict.items() if k.startswith(entry.prefix)}
+        if not state_dict:
+            raise ZooError(f"{path} has no weights under {entry.prefix!r}: not the checkpoint {entry.name} names")
     try:
-        variables = convert_state_dict(state_dict, module, example_input(module, name),
+        variables = convert_state_dict(state_dict, module, *example_inputs(module, name),
                                        hooks=registry.get_entry(name).convert_hooks)
     except ValueError as err:
         raise ZooError(f"{path} does not fit {entry.name} ({name} {kwargs}): {err}") from None
