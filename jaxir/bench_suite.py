@@ -6,9 +6,8 @@ seconds, train steps/s, images/s, peak device memory, MFU, and the JAX/PyTorch r
 against the reference run eagerly and under `torch.compile` (where torch runs on the same
 device kind: CPU, or CUDA for a GPU; never on TPU).
 
-MFU = model FLOPs per train step (XLA's cost analysis of the compiled step, so the
-recomputation of `train.remat` is not counted as useful work only if remat is off, which
-it is here) / step time / the device's peak FLOP/s. Peaks are the vendors' dense figures
+MFU = FLOPs per train step (XLA's cost analysis of the compiled step, no remat, so every
+counted FLOP is the model's) / step time / the device's peak FLOP/s. Peaks are the vendors' dense figures
 (`PEAK_TFLOPS`); on a CPU the peak is *assumed* as cores x clock x FLOPs per cycle of
 its widest FMA units and printed with the rows. Memory is the device's peak bytes where the
 runtime reports them, else XLA's compiled footprint of the step (arguments + outputs + temporaries).
@@ -94,7 +93,8 @@ def cpu_peak_flops() -> tuple[float, str]:
     # Two FMA units per core: AVX-512 16 lanes, AVX2 8 lanes, each FMA 2 FLOPs.
     per_cycle = 64 if "avx512f" in flags else 32 if "fma" in flags else 8
     peak = cores * mhz * 1e6 * per_cycle
-    return peak, f"assumed CPU peak {peak / 1e9:.0f} GFLOP/s = {cores} cores x {mhz / 1e3:.2f} GHz x {per_cycle} FLOP/cycle"
+    how = f"assumed CPU peak {peak / 1e9:.0f} GFLOP/s = {cores} cores x {mhz / 1e3:.2f} GHz x {per_cycle} FLOP/cycle"
+    return peak, how
 
 
 def device_peak_flops(dtype: str) -> tuple[float | None, str]:

@@ -19,7 +19,8 @@ only the cheap elementwise work, norms and attention around them are recomputed)
 against a submodule's class name or its own name (e.g. 'encoder_level[1-4]_\\d+').
 
 Gradients are the same function either way; `tests/test_remat.py` checks them equal and
-checks that the compiled step needs less temporary memory.
+that the compiled step recomputes. On XLA:CPU the step's temporary memory did not drop
+(BENCHMARKS.md); the saving is for accelerators, whose schedulers are memory-aware.
 """
 from __future__ import annotations
 
