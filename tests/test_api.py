@@ -58,7 +58,7 @@ def test_paper_config_names_come_from_the_experiment_recipes():
 
 def test_a_new_recipe_file_is_a_new_paper_config_without_code_changes(tmp_path):
     (tmp_path / "newnet_sots.py").write_text(
-        "from experiments.base import base_config\nARGS = ('small', 'large')\n\n"
+        "from experiments.base import base_config\nVARIANTS = ('small', 'large')\n\n"
         "def get_config(arg=None):\n    c = base_config()\n    c.model.name = 'nafnet'\n"
         "    c.model.kwargs = {'width': 8 if arg == 'small' else 16}\n    return c\n")
     (tmp_path / "helpers.py").write_text("X = 1\n")  # no get_config: not a recipe
