@@ -130,20 +130,27 @@ def group_inputs(meta: dict, flat: Sequence[Any]) -> tuple[list, dict]:
     match = re.fullmatch(r"\s*model\((.*)\)\s*", meta.get("forward", "").split(";")[0].strip())
     if not match:
         return list(flat), {}
-    args, kwargs = [], {}
+    args, kwargs, used = [], {}, set()
     for part in _split_top_level(match.group(1)):
         key, _, value = part.rpartition("=") if re.match(r"^\w+\s*=", part) else ("", "", part)
         value = value.strip()
         if value.startswith("[") or value.startswith("("):
-            item = tuple(by_name[v.strip()] for v in _split_top_level(value[1:-1]))
+            members = [v.strip() for v in _split_top_level(value[1:-1])]
+            if not all(v in by_name for v in members):
+                return list(flat), {}
+            item = tuple(by_name[v] for v in members)
+            used.update(members)
         elif value in by_name:
             item = by_name[value]
+            used.add(value)
         else:
             return list(flat), {}  # a forward we cannot read: fall back to positional inputs
         if key:
             kwargs[key.strip()] = item
         else:
             args.append(item)
+    # Inputs a configuration adds beyond the golden call (a paper config's class labels) follow positionally.
+    args += [by_name[n] for n in names if n not in used]
     return args, kwargs
 
 

@@ -30,7 +30,8 @@ def test_promptir_allinone3_end_to_end(tmp_path, monkeypatch, capsys):
     rows = {row["name"]: row for row in result["sets"]}
     assert list(rows) == ["denoise_15", "denoise_25", "denoise_50", "derain", "dehaze"]
     assert result["model"]["name"] == "promptir"
-    assert "| average |" in (out / "allinone3.md").read_text()
+    # The fixture holds a few pairs, so the row is marked not comparable with the paper.
+    assert "| average (not comparable) |" in (out / "allinone3.md").read_text()
 
     # Derain scored from the centre-cropped files through the same weights.
     variables = load_weights(weights)[2]
