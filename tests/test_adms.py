@@ -190,7 +190,8 @@ def test_ads_stage_trains_through_the_loop(tmp_path):
     assert max(float(np.abs(a).max()) for a in jax.tree_util.tree_leaves(params["extra"])) > 0
 
 
-@pytest.mark.slow
+# Too long for CI on 2 cores (minutes, GBs): run with `pytest -m heavy`.
+@pytest.mark.heavy
 def test_adms_pipeline_through_the_loop(tmp_path):
     """UM -> fine-tuned target -> DC -> FAIG masks and ADS initial weights -> ADS, each stage through `train`."""
     from jaxir.io import load_weights

@@ -88,7 +88,8 @@ def test_recipe():
                                                                                          45 * epoch]
 
 
-@pytest.mark.slow
+# Too long for CI on 2 cores (minutes, GBs): run with `pytest -m heavy`.
+@pytest.mark.heavy
 def test_alternating_ot_training_through_the_loop(tmp_path):
     recipe = load_config("experiments/da_rcot_aio5.py")
     config = base_config()
