@@ -10,7 +10,7 @@ import optax
 from jax.sharding import Mesh
 
 from jaxir.losses import AUX_COLLECTION, LossContext
-from jaxir.parity import flatten_outputs, restored_output
+from jaxir.parity import restored_output
 from jaxir.train import sharding as shd
 from jaxir.train.optim import update_ema
 from jaxir.train.state import TrainState
