@@ -66,8 +66,12 @@ def module_classes(model: nn.Module, *init_args, **init_kwargs) -> tuple[dict, A
         return next_fun(*args, **kwargs)
 
     with nn.intercept_methods(record):
+        # Array keyword inputs are traced like the positional ones (they may be ShapeDtypeStructs);
+        # flags such as train=... stay static.
+        traced = {k: v for k, v in init_kwargs.items() if hasattr(v, "shape")}
+        static = {k: v for k, v in init_kwargs.items() if k not in traced}
         shapes = jax.eval_shape(
-            lambda *args: model.init(jax.random.key(0), *args, **init_kwargs), *init_args
+            lambda args, kwargs: model.init(jax.random.key(0), *args, **kwargs, **static), init_args, traced
         )
     return classes, shapes
 
