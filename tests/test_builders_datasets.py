@@ -360,6 +360,21 @@ def fx_awtd(m):
             "test_foggy_cityscapes": {"9.png": 9}}
 
 
+def fx_cdd11(m):
+    """OneRestore's layout: <split>/clear/<name>.png and <split>/<combination>/<same name>.png."""
+    root, expected, ident = m / "CDD-11", {}, 0
+    for split, combinations, names in (("train", ("low", "haze_snow"), ("000001.png", "000002.png")),
+                                       ("test", ("low_haze_rain", "rain"), ("000101.png",))):
+        for name in names:
+            ident += 1
+            put(root / split / "clear" / name, ident, "target")
+            for combination in combinations:
+                put(root / split / combination / name, ident, "input", blue=100 + len(combination))
+                key = "train" if split == "train" else f"test_{combination}"
+                expected.setdefault(key, {})[f"{combination}/{name}"] = (ident, {"degradation": combination})
+    return expected
+
+
 FIXTURES = {name.removeprefix("fx_"): fn for name, fn in dict(globals()).items() if name.startswith("fx_")}
 
 

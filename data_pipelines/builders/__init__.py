@@ -17,6 +17,7 @@ import pathlib
 import tensorflow_datasets as tfds
 
 from data_pipelines.builders.base import Record, RestorationBuilder, encode_image
+from data_pipelines.builders.composite import Cdd11
 from data_pipelines.builders.defocus import Dpdd, Lfdof, Realdof
 from data_pipelines.builders.dehaze import DenseHaze, NhHaze, OHaze, ResideIts, ResideOts, SotsIndoor, SotsOutdoor
 from data_pipelines.builders.denoise import Bsd68, Bsd400, Cbsd68, Kodak24, Sidd, Urban100, Wed
@@ -35,6 +36,7 @@ _ALL: tuple[type[RestorationBuilder], ...] = (
     Snow100k, Csd, Srrs,
     Lol,
     Awtd,
+    Cdd11,
 )
 
 # Benchmark name (= TFDS dataset name) -> builder class.
