@@ -37,7 +37,7 @@ def base_config() -> ml_collections.ConfigDict:
         "num_steps": 1000, "seed": 0, "log_every": 100, "eval_every": 0, "ckpt_every": 1000,
         "keep_checkpoints": 2, "compute_dtype": "float32", "param_sharding": "replicated",
         "fsdp_min_size": 2**16, "nan_policy": "skip", "num_samples": 3,
-        "init_from": "", "init_from_config": "", "init_from_subtree": "",
+        "init_from": "", "init_from_config": "", "init_from_subtree": "", "init_from_into": "",
         # Activation rematerialisation (jaxir.train.remat): none | block | stage | full.
         "remat": "none", "remat_policy": "nothing", "remat_modules": [],
     })

@@ -12,7 +12,8 @@ The loop (`jaxir.train`) never branches on a method; it asks the configured
   loss(outputs, target, batch, base_loss, method_state, key)  the training objective (batch['input'] holds
                                        the model's input, synthesised or loaded)
   post_update(params)                  a parameter update after the optimizer's (a momentum encoder)
-Every hook runs inside the jitted train step.
+Every hook runs inside the jitted train step. 'compose' chains several methods on one model
+(jaxir.methods.compose: e.g. AirNet's MoCo with TUR); 'freeze' leaves parameter subtrees untrained.
 """
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ METHODS = {
     "moco": "jaxir.methods.moco:AirNetMoCo",
     "rcot": "jaxir.methods.ot:ResidualConditionedOT",
     "tur": "jaxir.methods.tur:TaskUncertainty",
+    "compose": "jaxir.methods.compose:ComposedMethod",
+    "freeze": "jaxir.methods.compose:Freeze",
 }
 
 

@@ -50,20 +50,25 @@ class UncertaintyHead(nn.Module):
 
 
 class TURModel(nn.Module):
-    """`backbone` plus the uncertainty head on the input of `backbone.<feature_module>`."""
+    """`backbone` plus the uncertainty head on the input of `backbone.<feature_module>`.
+
+    output_index: which of a multi-output backbone's training outputs is the restored image (the
+    head's channels; AirNet's (restored, logits): 0). Extra forward arguments go to the backbone.
+    """
 
     backbone: nn.Module
     feature_module: str = "output"
     dtype: Any = jnp.float32
+    output_index: int = -1
 
     @property
     def inp_channels(self) -> int:
         return input_channels(self.backbone)
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x, train: bool = False, **kwargs):
         if not (train or self.is_initializing()):
-            return self.backbone(x, train=False)
+            return self.backbone(x, train=False, **kwargs)
         target_path = (*self.path, "backbone", *self.feature_module.split("/"))
         captured = []
 
@@ -73,19 +78,19 @@ class TURModel(nn.Module):
             return next_fun(*args, **kwargs)
 
         with nn.intercept_methods(grab):
-            out = self.backbone(x, train=train)
+            out = self.backbone(x, train=train, **kwargs)
         if len(captured) != 1:
             raise ValueError(f"TUR: backbone submodule {self.feature_module!r} was called {len(captured)} times; "
                              "set feature_module to the layer whose input is the last decoder features")
-        pred = out[-1] if isinstance(out, (list, tuple)) else out
+        pred = out[self.output_index] if isinstance(out, (list, tuple)) else out
         uncertainty = UncertaintyHead(pred.shape[-1], self.dtype, name="uncertainty_head")(captured[0])
         if train:
             self.sow(AUX_COLLECTION, UNCERTAINTY, uncertainty)
         return out
 
 
-def wrap(model: nn.Module, feature_module: str = "output") -> TURModel:
-    return TURModel(model, feature_module, getattr(model, "dtype", jnp.float32))
+def wrap(model: nn.Module, feature_module: str = "output", output_index: int = -1) -> TURModel:
+    return TURModel(model, feature_module, getattr(model, "dtype", jnp.float32), output_index)
 
 
 class TaskUncertainty(TrainMethod):
@@ -94,11 +99,11 @@ class TaskUncertainty(TrainMethod):
 
     name = "tur"
 
-    def __init__(self, feature_module: str = "output"):
-        self.feature_module = feature_module
+    def __init__(self, feature_module: str = "output", output_index: int = -1):
+        self.feature_module, self.output_index = feature_module, int(output_index)
 
     def wrap_model(self, model: nn.Module, entry: Any) -> TURModel:
-        return wrap(model, self.feature_module)
+        return wrap(model, self.feature_module, self.output_index)
 
 
 def task_uncertainty_loss(pred, target, uncertainty, task, num_tasks: int = NUM_TASKS, eps: float = 0.0):

@@ -11,7 +11,7 @@ The config groups it reads (see experiments/nafnet_demo.py for a full example):
   train:  num_steps, seed, log_every, eval_every, ckpt_every, keep_checkpoints,
           compute_dtype ('float32'|'bfloat16'), param_sharding ('replicated'|'fsdp'),
           fsdp_min_size, nan_policy ('skip'|'halt'), num_samples,
-          init_from (workdir or weights), init_from_config, init_from_subtree
+          init_from (workdir or weights), init_from_config, init_from_subtree, init_from_into
           remat ('none'|'block'|'stage'|'full'), remat_policy, remat_modules  -> jaxir.train.remat
   eval:   convention (optional jaxir.metrics convention name)
   method: name, kwargs (optional)              -> jaxir.methods.build_method (a paper's training method:
@@ -197,6 +197,24 @@ class StepMonitor:
 # Training.
 
 
+def _place_into(variables: dict, into: str, state: TrainState, path: pathlib.Path) -> dict:
+    """The fresh state's collections with the loaded ones put at their `into` entry."""
+    fresh = {"params": state.params, "batch_stats": state.batch_stats, **state.model_state}
+    placed = {}
+    for collection, tree in fresh.items():
+        if not tree:
+            continue
+        if into not in tree:
+            raise ValueError(f"train.init_from_into: the configured model's {collection!r} has no {into!r} "
+                             f"(it has {sorted(tree)})")
+        if collection in variables:
+            tree = {**tree, into: variables[collection]}
+        placed[collection] = tree
+    if "params" not in variables:
+        raise ValueError(f"train.init_from: no parameters in {path}")
+    return placed
+
+
 def _init_from(config, state: TrainState, shardings: TrainState, source: str) -> TrainState:
     """Start from trained weights (a finished stage's workdir, or `jaxir convert` weights) with a fresh optimizer.
 
@@ -228,6 +246,9 @@ def _init_from(config, state: TrainState, shardings: TrainState, source: str) ->
             variables = {}
         if "params" not in variables:
             raise ValueError(f"train.init_from_subtree: no {subtree!r} in the parameters of {path}")
+    into = _train_option(config, "init_from_into", "")
+    if into:  # the loaded model sits inside a wrapper (a TUR-wrapped backbone): the rest keeps its fresh values
+        variables = _place_into(variables, into, state, path)
     expected = jax.tree_util.tree_structure(state.params)
     if jax.tree_util.tree_structure(variables["params"]) != expected:
         raise ValueError(f"train.init_from: the parameters in {path} do not fit the configured model")
