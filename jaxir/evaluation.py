@@ -32,6 +32,11 @@ import numpy as np
 
 from jaxir.metrics.conventions import CONVENTIONS, MetricConvention
 
+# CDD-11's combinations (data_pipelines.builders.composite.CDD11_COMBINATIONS; kept here so the table
+# imports no TFDS code).
+CDD11_COMBINATIONS = ("low", "haze", "rain", "snow", "low_haze", "low_rain", "low_snow", "haze_rain", "haze_snow",
+                      "low_haze_rain", "low_haze_snow")
+
 DEFAULT_DATA_DIR = "~/tensorflow_datasets"
 # Where datasets built from an official folder passed as --data-dir are kept.
 CACHE_ENV = "JAXIR_DATA_CACHE"
@@ -254,6 +259,11 @@ _PROMPTIR = ("va1shn9v/PromptIR test.py and utils/dataset_utils.py: inputs and t
              "multiple of 16 (crop_img); noisy input = clip(clean + N(0, sigma^2), 0, 255).astype(uint8) "
              "on colour BSD68 (CBSD68, as the authors state in PromptIR issue #4); Rain100L; SOTS outdoor")
 
+_CDD11 = ("gy65896/OneRestore img_file/cal_psnr_ssim.py (commit 23a2e6a): each combination's full-size test "
+          "images (test/<combination>/) scored against test/clear/, mean per combination, and the 11 means "
+          "averaged (the README's single CDD-11 PSNR/SSIM); eduardzamfir/MoCE-IR src/test.py "
+          "(--trainset CDD11_<combination>) reads the same full-size, uncropped pairs")
+
 _BENCHMARK_LIST = (
     Benchmark(
         "gopro", "GoPro motion deblurring (1111 test pairs)", (EvalSet("gopro", "gopro"),), "gopro",
@@ -348,6 +358,9 @@ _BENCHMARK_LIST = (
         "allinone5",
         "eduardzamfir/MoCE-IR src/test.py and src/data/dataset_utils.py IRBenchmarks (PromptIR's loader: "
         "crop_img base 16, uint8 noisy input; GoPro test, LOLv1 test)", average=True),
+    Benchmark(
+        "cdd11", "CDD-11 composite degradations: low light, haze, rain, snow and 7 combinations (OneRestore)",
+        tuple(EvalSet(c, "cdd11", f"test_{c}") for c in CDD11_COMBINATIONS), "cdd11", _CDD11, average=True),
 )
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in _BENCHMARK_LIST}

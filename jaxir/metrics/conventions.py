@@ -207,6 +207,14 @@ CONVENTIONS: dict[str, MetricConvention] = {
     "allinone3": MetricConvention(
         ("psnr", "ssim"), ssim_kind="uniform",
         source=f"{_ALLINONE} (3 tasks: denoise, derain, dehaze)"),
+    "cdd11": MetricConvention(
+        ("psnr", "ssim"), quantize_uint8=True, ssim_kind="uniform",
+        source="gy65896/OneRestore img_file/cal_psnr_ssim.py (commit 23a2e6a), the "
+               "CDD-11 authors' scoring of every method's saved uint8 PNG results: "
+               "cv2.imread(...) / 255 against clear/, skimage peak_signal_noise_ratio"
+               "(data_range=1.0) and structural_similarity(win_size=7, channel_axis=-1, "
+               "data_range=1.0) (7x7 box window, sample covariance, valid region); "
+               "per combination the mean over its images"),
     "allinone5": MetricConvention(
         ("psnr", "ssim", "lpips"), ssim_kind="gaussian",
         ssim_sample_covariance=True, lpips_net="vgg",
