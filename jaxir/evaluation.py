@@ -262,7 +262,8 @@ _PROMPTIR = ("va1shn9v/PromptIR test.py and utils/dataset_utils.py: inputs and t
 _CDD11 = ("gy65896/OneRestore img_file/cal_psnr_ssim.py (commit 23a2e6a): each combination's full-size test "
           "images (test/<combination>/) scored against test/clear/, mean per combination, and the 11 means "
           "averaged (the README's single CDD-11 PSNR/SSIM); eduardzamfir/MoCE-IR src/test.py "
-          "(--trainset CDD11_<combination>) reads the same full-size, uncropped pairs")
+          "(--trainset CDD11_<combination>) reads the same full-size, uncropped pairs but scores them as its "
+          "5-task protocol does (float, Gaussian SSIM; convention allinone5)")
 
 _BENCHMARK_LIST = (
     Benchmark(
