@@ -119,6 +119,8 @@ def _flat(tree):
     return {k: np.asarray(v) for k, v in traverse_util.flatten_dict(jax.device_get(tree), sep="/").items()}
 
 
+# Compiling AirNet's train step (DCN restorer, query and key encoders) takes about half a CPU-minute.
+@pytest.mark.slow
 def test_moco_composed_with_tur_advances_the_queue_and_trains_the_uncertainty_head():
     """AirNet's joint stage (MoCo: queue, momentum key encoder, + 0.1 InfoNCE) with TUR's head and loss."""
     method = build_method({"name": "compose", "kwargs": {"methods": [
