@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxir import io as jio
+from jaxir import registry
 from jaxir.diffusion.latent import autoencoder_kl as akl
 from jaxir.diffusion.latent import clip_text, pipeline
 from jaxir.models.blocks import Linear
@@ -58,6 +59,28 @@ def null_stats() -> np.ndarray:
     out = np.zeros((2, NUM_BINS + 1), np.float32)
     out[:, -1] = 1.0
     return out
+
+
+def stats_jnp(mu, sigma):
+    """Traceable `stats` for a batch: (N,) μ, σ -> (N, 2, 129) one-hot, binned as `one_hot_stat`."""
+    def one_hot(value, value_range):
+        edges = jnp.linspace(value_range[0], value_range[1], NUM_BINS + 1)
+        index = jnp.clip(jnp.searchsorted(edges, value, side="right") - 1, 0, NUM_BINS - 1)
+        return jax.nn.one_hot(index, NUM_BINS + 1)
+
+    return jnp.stack([one_hot(mu, MU_RANGE), one_hot(sigma, SIGMA_RANGE)], axis=1)
+
+
+def pair_stats(clean01, degraded01):
+    """μ and σ of |clean - degraded| over each image's pixels and channels (`edit_dataset.py`)."""
+    diff = jnp.abs(clean01.astype(jnp.float32) - degraded01.astype(jnp.float32)).reshape(clean01.shape[0], -1)
+    return diff.mean(axis=1), diff.std(axis=1)
+
+
+def condition_latents(vae: akl.AutoencoderKL, variables, images01):
+    """The concatenated image condition: the posterior mode, not scaled by 0.18215 (InstructPix2Pix's
+    `encode_first_stage(x).mode()`, in GenDeg's training `get_input` and in `run_single.py`)."""
+    return vae.apply(variables, 2.0 * images01 - 1.0, method=akl.AutoencoderKL.encode).mode()
 
 
 def prompt(degradation: str, caption: str = "a photo") -> str:
@@ -111,7 +134,7 @@ class GenDegModel:
         n = clean01.shape[0]
         cond = self.context([prompt(degradation, caption)] * n, np.repeat(stats(mu, sigma)[None], n, 0))
         null = self.context([""], null_stats()[None])
-        image_latent = akl.encode_latents(self.vae, self.vae_vars, jnp.asarray(clean01, jnp.float32))
+        image_latent = condition_latents(self.vae, self.vae_vars, jnp.asarray(clean01, jnp.float32))
         diffusion = pipeline.sd_diffusion()
         z = pipeline.sample(self.unet, self.unet_vars, diffusion, image_latent, cond, null, key, steps=steps,
                             text_scale=text_scale, image_scale=image_scale)
@@ -223,3 +246,107 @@ def convert_checkpoint(state_dict, kwargs: dict[str, dict], tokenizer) -> GenDeg
     cond_vars = convert_state_dict(parts["conditioner"], cond, jnp.zeros((1, ctx_len, dim)),
                                    jnp.zeros((1, 2, NUM_BINS + 1)))
     return GenDegModel(unet, unet_vars, vae, vae_vars, text, text_vars, cond, cond_vars, tokenizer)
+
+
+class GenDegLDM(nn.Module):
+    """GenDeg's `LatentDiffusion` (configs/train.yaml) as one module for the shared training loop.
+
+    Parameters: `unet`, `vae`, `text_encoder`, `conditioner` (the GenDeg folder's four parts; kwargs None:
+    the paper's). `training_outputs(degraded, clean, prompt_ids, null_ids)` -> (ε prediction, ε): the
+    degraded image (the batch's 'input') is what is generated, its posterior sample x 0.18215 noised at a
+    uniform timestep; the clean image ('target') conditions by its unscaled posterior mode concatenated to
+    the noisy latent; the cross-attention context is the CLIP states of the prompt joined with the one-hot
+    μ/σ of |clean - degraded| (`GenDegConditioner`); text / image / both are dropped 5% each. VAE and CLIP
+    outputs are under stop_gradient (frozen, `cond_stage_trainable: false`; the `gendeg` training method
+    also masks their updates). The prompt ids come from the method (`jaxir.methods.gendeg`), which
+    tokenizes on the host. `__call__` (init and the loop's eval forward) returns the VAE reconstruction;
+    generation is `to_generation_model(...).generate`.
+    """
+
+    unet_kwargs: dict | None = None
+    vae_kwargs: dict | None = None
+    text_kwargs: dict | None = None
+    conditioner_kwargs: dict | None = None
+    linear_start: float = 0.00085
+    linear_end: float = 0.012
+    num_timesteps: int = 1000
+    remat: bool = False  # the U-Net's `use_checkpoint`
+    dtype: jnp.dtype = jnp.float32
+
+    def _kwargs(self, given, part):
+        return dict(PAPER_KWARGS[part] if given is None else given)
+
+    def setup(self):
+        self.unet = build_ldm_unet(**self._kwargs(self.unet_kwargs, "unet"), remat=self.remat, dtype=self.dtype)
+        self.vae = akl.AutoencoderKL(**akl.diffusers_kwargs(self._kwargs(self.vae_kwargs, "vae")), dtype=self.dtype)
+        self.text_encoder = clip_text.CLIPTextModel(**self._kwargs(self.text_kwargs, "text_encoder"), dtype=self.dtype)
+        self.conditioner = GenDegConditioner(**self._kwargs(self.conditioner_kwargs, "conditioner"))
+
+    def diffusion(self):
+        return pipeline.GaussianDiffusion(pipeline.sd_betas(self.num_timesteps, self.linear_start, self.linear_end))
+
+    def _context(self, ids, stat_vectors):
+        states = jax.lax.stop_gradient(self.text_encoder(ids)[0].astype(jnp.float32))
+        return self.conditioner(states, stat_vectors)
+
+    def __call__(self, x, train: bool = False):
+        posterior = self.vae.encode(2.0 * x - 1.0)
+        if self.is_initializing():  # create every network's parameters
+            n = x.shape[0]
+            ids = jnp.zeros((n, self.conditioner.context_length), jnp.int32)
+            context = self._context(ids, jnp.asarray(np.repeat(null_stats()[None], n, 0)))
+            z = posterior.mode()
+            self.unet(jnp.concatenate([z, z], axis=-1), jnp.zeros((n,), jnp.int32), context, train=train)
+        return jnp.clip((self.vae.decode(posterior.mode()) + 1.0) / 2.0, 0.0, 1.0)
+
+    def training_outputs(self, degraded, clean, prompt_ids=None, null_ids=None, train: bool = True):
+        if prompt_ids is None or null_ids is None:
+            raise ValueError("GenDegLDM.training_outputs needs prompt_ids and null_ids: train it with "
+                             "config.method = {'name': 'gendeg', 'kwargs': {'tokenizer': ..., 'prompts': [...]}}")
+        n = degraded.shape[0]
+        key_posterior, key_loss = jax.random.split(self.make_rng("noise"))
+        z0 = self.vae.encode(2.0 * degraded - 1.0).sample(key_posterior) * self.vae.scaling_factor
+        image_latent = self.vae.encode(2.0 * clean - 1.0).mode()
+        z0, image_latent = jax.lax.stop_gradient(z0), jax.lax.stop_gradient(image_latent)
+        mu, sigma = pair_stats(clean, degraded)
+        context = self._context(prompt_ids, stats_jnp(mu, sigma))
+        null_context = self._context(null_ids, jnp.asarray(null_stats()[None]))
+        return pipeline.training_pair(lambda x, t, c: self.unet(x, t, c, train=train), self.diffusion(), z0,
+                                      image_latent, context, null_context, key_loss)
+
+
+def identity_text_projection(params):
+    """The official init of `cc_projection`: the identity on the text part, zero bias (`ddpm_edit.py`)."""
+    cc = params["conditioner"]["cc_projection"]
+    dim = cc["kernel"].shape[1]
+    kernel = jnp.zeros_like(cc["kernel"]).at[:dim].set(jnp.eye(dim, dtype=cc["kernel"].dtype))
+    kernel = kernel.at[dim:].set(cc["kernel"][dim:])
+    conditioner = {**params["conditioner"], "cc_projection": {"kernel": kernel, "bias": jnp.zeros_like(cc["bias"])}}
+    return {**params, "conditioner": conditioner}
+
+
+def to_generation_model(module: GenDegLDM, variables, tokenizer) -> GenDegModel:
+    """A trained GenDegLDM's variables (e.g. the loop's EMA weights) -> a GenDegModel to `generate` or `save`."""
+    params = variables["params"]
+    unet = build_ldm_unet(**module._kwargs(module.unet_kwargs, "unet"))
+    vae = akl.AutoencoderKL(**akl.diffusers_kwargs(module._kwargs(module.vae_kwargs, "vae")))
+    text = clip_text.CLIPTextModel(**module._kwargs(module.text_kwargs, "text_encoder"))
+    cond = GenDegConditioner(**module._kwargs(module.conditioner_kwargs, "conditioner"))
+    return GenDegModel(unet, {"params": params["unet"]}, vae, {"params": params["vae"]}, text,
+                       {"params": params["text_encoder"]}, cond, {"params": params["conditioner"]}, tokenizer)
+
+
+def build_gendeg_ldm(**kwargs) -> GenDegLDM:
+    return GenDegLDM(**kwargs)
+
+
+registry.register_model(registry.ModelEntry(
+    name="gendeg",
+    builder=build_gendeg_ldm,
+    official=(("sudraj2002/GenDeg", "LatentDiffusion"),),
+    pad_multiple=8,
+    min_size=8,
+    official_file="GenDeg/stable_diffusion/ldm/models/diffusion/ddpm_edit.py",
+    description="GenDeg's latent diffusion (U-Net + SD VAE + CLIP text + μ/σ conditioner) for the training "
+                "loop; `jaxir gendeg generate` samples a GenDeg folder.",
+))
