@@ -122,7 +122,7 @@ def _train_config(tokenizer, steps=3):
     config.data.train = {"source": "task_mixture", "kwargs": {"tasks": tasks}}
     config.data.eval = None
     config.data.crop_size = 16
-    config.data.batch_size = 4
+    config.data.batch_size = 8  # the test session simulates 8 devices
     config.data.augment = "hflip"
     config.loss.terms = [{"name": "l2", "weight": 1.0}]
     config.optim.update({"lr": 1e-3, "weight_decay": 0.01, "schedule": "lambda_linear", "warmup_steps": 2,
