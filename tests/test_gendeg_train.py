@@ -132,7 +132,7 @@ def _train_config(tokenizer, steps=3):
     return config
 
 
-@pytest.mark.slow  # ~1-2 min on the 2-core CPU: compiles the four networks' train step and the guided sampler
+@pytest.mark.slow  # minutes on the 2-core CPU: compiles the four networks' train step and the guided sampler
 def test_tiny_gendeg_trains_through_the_loop_and_samples(tmp_path):
     from data_pipelines.sources import BundledPhotos
     from jaxir.train import sharding as shd
@@ -161,9 +161,18 @@ def test_tiny_gendeg_trains_through_the_loop_and_samples(tmp_path):
         assert 0.0 < changed(state.ema_params[part], initial.params[part])
         assert changed(state.ema_params[part], state.params[part]) > 0.0
 
-    # sample from the EMA weights
-    generator = gendeg.to_generation_model(model, {"params": jax.device_get(state.ema_params)},
-                                           transformers.CLIPTokenizer.from_pretrained(str(tokenizer)))
+    # `jaxir gendeg export`: the run's EMA weights -> a GenDeg folder, which then samples
+    from jaxir.cli import main
+
+    config_file = tmp_path / "gendeg_tiny.py"
+    config_file.write_text("import json\n\nimport ml_collections\n\n\ndef get_config():\n"
+                           f"    return ml_collections.ConfigDict(json.loads({json.dumps(config.to_dict())!r}))\n")
+    assert main(["gendeg", "export", "--config", str(config_file), "--workdir", str(tmp_path / "run"),
+                 "--tokenizer", str(tokenizer), "--out", str(tmp_path / "exported")]) == 0
+    generator = gendeg.load(tmp_path / "exported")
+    for got, want in ((generator.unet_vars, state.ema_params["unet"]),
+                      (generator.conditioner_vars, state.ema_params["conditioner"])):
+        assert changed(got["params"], want) == 0.0
     photo = np.asarray(BundledPhotos("train")[0]["target"], np.float32)[:32, :32]
     photo = photo / 255.0 if photo.max() > 1.0 else photo
     out = generator.generate(photo[None], "noise", 0.1, 0.05, jax.random.key(0), steps=2)
