@@ -78,8 +78,9 @@ def _lambda_linear(lr: float, warmup: int, f_start: float, f_max: float, f_min: 
         raise ValueError(f"optim.cycle_length must be positive, got {cycle}")
 
     def schedule(step):
+        step = jnp.asarray(step, jnp.float32)  # cycles of 1e13 steps (GenDeg's "no decay") overflow int32
         warm = f_start + (f_max - f_start) * step / max(warmup, 1)
-        linear = f_min + (f_max - f_min) * (cycle - step) / cycle
+        linear = f_min + (f_max - f_min) * (1.0 - step / float(cycle))
         return lr * jnp.where(step < warmup, warm, linear)
 
     return schedule
