@@ -103,7 +103,7 @@ def test_official_statistics_sampler(tmp_path):
         assert sigma_bin * 0.4 / 128 <= sigma <= (sigma_bin + 1) * 0.4 / 128
 
 
-@pytest.mark.slow  # ~2 min CPU: compiles the guided DDIM loop and a short NAFNet training run
+@pytest.mark.slow  # ~195 s CPU (2.8 GB): compiles the guided DDIM loop and a short NAFNet training run
 def test_generate_writes_pairs_a_restoration_config_trains_on(tmp_path):
     _tiny_model(tmp_path)
     rng = np.random.default_rng(0)
