@@ -249,11 +249,16 @@ def cmd_list(args, overrides):
 def cmd_gendeg_generate(args, overrides) -> int:
     from jaxir.diffusion.latent import gendeg
 
+    if (args.mu is None) != (args.sigma is None) or (args.mu is None and not args.stats):
+        raise UserError("give --mu and --sigma, or --stats (the official data/ folder) to draw them per image")
     model = gendeg.load(args.model)
+    stats = gendeg.DegradationStats(args.stats, args.degradation) if args.mu is None else None
     stems = gendeg.generate_folder(model, args.clean, args.out, args.degradation, args.mu, args.sigma,
                                    seed=args.seed, steps=args.steps, text_scale=args.text_scale,
-                                   image_scale=args.image_scale, caption=args.caption)
-    print(f"wrote {len(stems)} pairs to {args.out}/input and {args.out}/target")
+                                   image_scale=args.image_scale, caption=args.caption, stats=stats,
+                                   random_every=args.random_every)
+    print(f"wrote {len(stems)} pairs to {args.out}/{args.degradation} and {args.out}/GT (records: "
+          f"{args.out}/gendeg.json)")
     return 0
 
 
@@ -268,6 +273,36 @@ def cmd_gendeg_convert(args, overrides) -> int:
                                       CLIPTokenizer.from_pretrained(args.tokenizer))
     gendeg.save(args.out, model, kwargs)
     print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_gendeg_init(args, overrides) -> int:
+    from transformers import CLIPTokenizer
+
+    from jaxir.convert.torch_io import load_state_dict
+    from jaxir.diffusion.latent import gendeg
+    from jaxir.io import save_weights
+
+    kwargs = json.loads(pathlib.Path(args.kwargs).read_text()) if args.kwargs else gendeg.PAPER_KWARGS
+    model = gendeg.convert_checkpoint(load_state_dict(args.checkpoint), kwargs,
+                                      CLIPTokenizer.from_pretrained(args.tokenizer))
+    save_weights(args.out, "gendeg", gendeg.module_kwargs(kwargs), gendeg.training_variables(model))
+    print(f"wrote {args.out} (train.init_from of experiments/gendeg_train.py)")
+    return 0
+
+
+def cmd_gendeg_export(args, overrides) -> int:
+    from transformers import CLIPTokenizer
+
+    from jaxir.diffusion.latent import gendeg
+    from jaxir.train.loop import build_model, load_inference_variables
+
+    config = _config_from_args(args, overrides)
+    module, _ = build_model(config)
+    variables = load_inference_variables(config, args.workdir)  # EMA weights when the run kept them
+    model = gendeg.to_generation_model(module, variables, CLIPTokenizer.from_pretrained(args.tokenizer))
+    gendeg.save(args.out, model, gendeg.folder_kwargs(module))
+    print(f"wrote {args.out} (for jaxir gendeg generate --model)")
     return 0
 
 
@@ -397,13 +432,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gendeg", help="GenDeg: synthesise degraded versions of clean images (paired folder)")
     gsub = p.add_subparsers(dest="gendeg_command", required=True)
-    g = gsub.add_parser("generate", help="clean folder -> OUT/input (generated) + OUT/target (clean)")
+    g = gsub.add_parser("generate", help="clean folder -> GenDS-style OUT/<degradation> (generated) + OUT/GT (clean)")
     g.add_argument("--model", required=True, help="GenDeg folder (jaxir.diffusion.latent.gendeg.save)")
     g.add_argument("--clean", required=True, help="folder of clean images")
     g.add_argument("--out", required=True)
     g.add_argument("--degradation", required=True, help="haze, rain, snow, raindrop, blur, noise, lowlight ...")
-    g.add_argument("--mu", type=float, required=True, help="mean |clean - degraded| in [0, 0.7]")
-    g.add_argument("--sigma", type=float, required=True, help="std of |clean - degraded| in [0, 0.4]")
+    g.add_argument("--mu", type=float, help="mean |clean - degraded| in [0, 0.7] (default: drawn from --stats)")
+    g.add_argument("--sigma", type=float, help="std of |clean - degraded| in [0, 0.4] (default: drawn from --stats)")
+    g.add_argument("--stats", help="GenDeg's data/ folder: draw μ/σ per image from its Mu/Sigma/Mu-Sigma statistics")
+    g.add_argument("--random-every", type=int, default=20,
+                   help="with --stats: every N-th image draws μ/σ uniformly over the occupied range (paper, Sec. 3.2)")
     g.add_argument("--caption", default="a photo")
     g.add_argument("--steps", type=int, default=20)
     g.add_argument("--text-scale", type=float, default=7.5)
@@ -416,6 +454,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     g.add_argument("--kwargs", help="JSON file of per-network kwargs (default: the paper's configuration)")
     g.set_defaults(fn=cmd_gendeg_convert)
+    g = gsub.add_parser("init", help="SD 1.5 (or GenDeg) checkpoint -> train.init_from weights of the gendeg model "
+                                     "(the U-Net's extra input channels zero, a fresh conditioner)")
+    g.add_argument("checkpoint")
+    g.add_argument("--tokenizer", required=True, help="folder with CLIP's vocab.json and merges.txt")
+    g.add_argument("--out", required=True, help="weights file (.msgpack)")
+    g.add_argument("--kwargs", help="JSON file of per-network kwargs (default: the paper's configuration)")
+    g.set_defaults(fn=cmd_gendeg_init)
+    g = gsub.add_parser("export", help="a gendeg training workdir (EMA weights) -> GenDeg folder for generate")
+    g.add_argument("--config", required=True, help="the experiments/ config it was trained with")
+    g.add_argument("--workdir", required=True)
+    g.add_argument("--tokenizer", required=True, help="folder with CLIP's vocab.json and merges.txt")
+    g.add_argument("--out", required=True)
+    g.set_defaults(fn=cmd_gendeg_export)
 
     p = sub.add_parser("list", help="list registered models and the official classes they reproduce")
     p.set_defaults(fn=cmd_list)

@@ -35,6 +35,7 @@ _MODEL_MODULES = (
     "jaxir.models.ldm_unet",
     "jaxir.diffusion.latent.osdface_vre",
     "jaxir.diffusion.dvsr",
+    "jaxir.diffusion.latent.gendeg",
     "jaxir.metrics.inception",
     "jaxir.models.mair",
     "jaxir.models.mambairv2",

@@ -46,6 +46,9 @@ class Stub(TrainMethod):
     def model_kwargs(self, inputs, key):
         return {self.kwarg: key} if self.kwarg else {}
 
+    def batch_kwargs(self, batch):
+        return {f"{self.kwarg}_task": batch["task"]} if self.kwarg else {}
+
     def pre_update(self, model, method_state, variables, inputs, target, batch, key, step):
         return {"count": method_state["count"] + 1}, {f"{self.name}/pre": step}
 
@@ -72,6 +75,7 @@ def test_hooks_chain_in_list_order():
     kwargs = method.model_kwargs(jnp.zeros((1, 8, 8, 3)), jax.random.key(1))
     assert set(kwargs) == {"x", "y"} and not np.array_equal(jax.random.key_data(kwargs["x"]),
                                                              jax.random.key_data(kwargs["y"]))
+    assert method.batch_kwargs({"task": 4}) == {"x_task": 4, "y_task": 4}
     new_state, metrics = method.pre_update(None, state, {}, None, None, {}, jax.random.key(2), 7)
     assert float(new_state["a"]["count"]) == 1 and float(new_state["b"]["count"]) == 1
     assert metrics == {"a/pre": 7, "b/pre": 7}
@@ -89,6 +93,8 @@ def test_repeated_methods_keep_separate_state_and_clashing_arguments_fail():
     assert set(method.init_state(jax.random.key(0), {}, (1,))) == {"s#0", "s#1"}
     with pytest.raises(ValueError, match="forward argument"):
         ComposedMethod([Stub("a", kwarg="x"), Stub("b", kwarg="x")]).model_kwargs(None, jax.random.key(0))
+    with pytest.raises(ValueError, match="forward argument"):
+        ComposedMethod([Stub("a", kwarg="x"), Stub("b", kwarg="x")]).batch_kwargs({"task": 0})
     with pytest.raises(ValueError, match="at least one"):
         ComposedMethod([])
 

@@ -1,5 +1,6 @@
-"""GenDeg: μ/σ binning as edit_dataset.py, the conditioner's projections, and `jaxir gendeg generate`
-with small random weights writing a paired folder that a restoration config trains on."""
+"""GenDeg: μ/σ binning as edit_dataset.py, the conditioner's projections, the official statistics' μ/σ
+sampler, and `jaxir gendeg generate` with small random weights writing a GenDS-style paired folder that a
+restoration config (the NAFNet demo) trains on."""
 import json
 
 import jax
@@ -61,32 +62,88 @@ def _tiny_model(tmp_path):
     return model
 
 
-@pytest.mark.slow  # ~60 s CPU: compiles the guided DDIM loop and a short restoration training run
+def _write_official_stats(root, degradation_folder, datasets):
+    """Statistics in the official data/<degradation>/ format: `datasets` maps a name to (μ bin, σ bin) of
+    its only occupied bins (128 bins over [0, 0.7] and [0, 0.4])."""
+    folder = root / degradation_folder
+    folder.mkdir(parents=True)
+    mu_edges, sigma_edges = np.linspace(0, 0.7, 129), np.linspace(0, 0.4, 129)
+    for name, (mu_bin, sigma_bin) in datasets.items():
+        mu = [{"Mu min": mu_edges[i], "Mu max": mu_edges[i + 1], "Count": int(i == mu_bin) * 7, "Dataset": name}
+              for i in range(128)]
+        sigma = [{"Sigma min": sigma_edges[i], "Sigma max": sigma_edges[i + 1], "Count": int(i == sigma_bin) * 7,
+                  "Dataset": name} for i in range(128)]
+        joint = [{"Mu range": f"{mu_edges[i]:.3f} - {mu_edges[i + 1]:.3f}", "Dataset": name,
+                  "Count": [{"Sigma min": sigma_edges[j], "Sigma max": sigma_edges[j + 1],
+                             "Count": int(i == mu_bin and j == sigma_bin) * 7} for j in range(128)]}
+                 for i in range(128)]
+        (folder / f"Mu_{name}.json").write_text(json.dumps(mu))
+        (folder / f"Sigma_{name}.json").write_text(json.dumps(sigma))
+        (folder / f"Mu-Sigma-{name}.json").write_text(json.dumps(joint))
+
+
+def test_official_statistics_sampler(tmp_path):
+    _write_official_stats(tmp_path, "haze", {"RESIDE": (10, 20), "DenseHaze": (100, 90)})
+    stats = gendeg.DegradationStats(tmp_path, "haze")
+    assert stats.datasets == ["DenseHaze", "RESIDE"]
+    np.testing.assert_allclose(stats.weights / stats.weights.sum(), [0.05 / 1.05, 1 / 1.05])  # DenseHaze x 0.05
+    rng = np.random.default_rng(0)
+    draws = [stats.sample(rng, random_sample=False) for _ in range(400)]
+    for mu, sigma, dataset in draws:
+        mu_bin, sigma_bin = (10, 20) if dataset == "RESIDE" else (100, 90)
+        assert mu_bin * 0.7 / 128 <= mu <= (mu_bin + 1) * 0.7 / 128
+        assert sigma_bin * 0.4 / 128 <= sigma <= (sigma_bin + 1) * 0.4 / 128
+        assert gendeg.stats(mu, sigma)[0].argmax() in (mu_bin, mu_bin + 1)
+    share = sum(d == "DenseHaze" for _, _, d in draws) / len(draws)
+    assert 0.01 < share < 0.12  # 4.8% expected
+    for seed in range(5):  # uniform over the occupied ranges (one bin each here)
+        mu, sigma, dataset = stats.sample(np.random.default_rng(seed), random_sample=True)
+        mu_bin, sigma_bin = (10, 20) if dataset == "RESIDE" else (100, 90)
+        assert mu_bin * 0.7 / 128 <= mu <= (mu_bin + 1) * 0.7 / 128
+        assert sigma_bin * 0.4 / 128 <= sigma <= (sigma_bin + 1) * 0.4 / 128
+
+
+@pytest.mark.slow  # ~195 s CPU (2.8 GB): compiles the guided DDIM loop and a short NAFNet training run
 def test_generate_writes_pairs_a_restoration_config_trains_on(tmp_path):
     _tiny_model(tmp_path)
     rng = np.random.default_rng(0)
     for i, (h, w) in enumerate([(16, 16), (19, 26)]):
         jio.write_image(tmp_path / "clean" / f"im{i}.png", rng.uniform(size=(h, w, 3)))
-    assert main(["gendeg", "generate", "--model", str(tmp_path / "gendeg"), "--clean", str(tmp_path / "clean"),
-                 "--out", str(tmp_path / "gen"), "--degradation", "haze", "--mu", "0.2", "--sigma", "0.1",
-                 "--steps", "2"]) == 0
+    common = ["gendeg", "generate", "--model", str(tmp_path / "gendeg"), "--clean", str(tmp_path / "clean"),
+              "--out", str(tmp_path / "gen"), "--steps", "2"]
+    assert main(common + ["--degradation", "haze", "--mu", "0.2", "--sigma", "0.1"]) == 0
+    # μ/σ drawn per image from statistics in the official format; ORD is prompted "rainy and hazy"
+    _write_official_stats(tmp_path / "data", "rain", {"ORD": (30, 40)})
+    assert main(common + ["--degradation", "rain", "--stats", str(tmp_path / "data")]) == 0
     for stem, shape in (("im0", (16, 16, 3)), ("im1", (16, 24, 3))):
-        degraded, clean = (jio.read_image(tmp_path / "gen" / d / f"{stem}.png") for d in ("input", "target"))
-        assert degraded.shape == clean.shape == shape
-        assert np.abs(degraded - clean).mean() > 1e-3  # random weights: a different image, not a copy
-    assert json.loads((tmp_path / "gen" / "gendeg.json").read_text())["images"] == ["im0", "im1"]
+        haze, rain, clean = (jio.read_image(tmp_path / "gen" / d / f"{stem}.png") for d in ("haze", "rain", "GT"))
+        assert haze.shape == rain.shape == clean.shape == shape
+        assert np.abs(haze - clean).mean() > 1e-3  # random weights: a different image, not a copy
+    records = json.loads((tmp_path / "gen" / "gendeg.json").read_text())["records"]
+    assert [(r["image_path"], r["target_path"]) for r in records] == [
+        ("haze/im0.png", "GT/im0.png"), ("haze/im1.png", "GT/im1.png"), ("rain/im0.png", "GT/im0.png"),
+        ("rain/im1.png", "GT/im1.png")]
+    assert [(r["mu"], r["sigma"]) for r in records[:2]] == [(0.2, 0.1)] * 2
+    for r in records[2:]:
+        assert r["sampled_dataset"] == "ORD" and r["prompt"] == "a photo in rainy and hazy conditions"
+        assert 30 * 0.7 / 128 <= r["mu"] <= 31 * 0.7 / 128 and 40 * 0.4 / 128 <= r["sigma"] <= 41 * 0.4 / 128
+    assert [r["random_sampled"] for r in records[2:]] == [True, False]  # the first of every 20 is uniform
+    assert main(common + ["--degradation", "snow"]) != 0  # neither μ/σ nor statistics
 
-    from train_helpers import tiny_config
-
+    # the generated pairs, labelled by degradation, train the NAFNet demo config
+    from jaxir.config import load_config
     from jaxir.train.loop import train
-    config = tiny_config(num_steps=2, with_eval=False)
-    config.data.train = {"source": "paired_folder",
-                         "kwargs": {"input_dir": str(tmp_path / "gen" / "input"),
-                                    "target_dir": str(tmp_path / "gen" / "target")}}
+    config = load_config("experiments/nafnet_demo.py")
+    config.data.train = {"source": "task_mixture", "kwargs": {"tasks": [
+        {"name": "haze", "source": gendeg.paired_source(tmp_path / "gen", "haze")},
+        {"name": "rain", "source": gendeg.paired_source(tmp_path / "gen", "rain")}]}}
+    config.data.eval = None
     config.data.degradation = []
-    config.data.crop_size = 8
+    config.data.crop_size = 16
+    config.optim.warmup_steps = 0
+    config.train.update({"num_steps": 2, "log_every": 1, "ckpt_every": 2, "eval_every": 0})
     metrics = train(config, tmp_path / "run")
-    assert metrics["step"] == 2 and np.isfinite(metrics["train_loss"])
+    assert metrics["step"] == 2 and np.isfinite(metrics["train_loss"]) and metrics["rejected_steps"] == 0
 
 
 def _diffusers_to_compvis(sd, levels):
@@ -130,14 +187,14 @@ def test_compvis_vae_names_convert_as_diffusers_does():
         np.testing.assert_array_equal(ours[k], d[k])
 
 
-def test_official_checkpoint_layout_converts(golden_dir, tmp_path):
+def _official_checkpoint(golden_dir, tmp_path):
     """A LatentDiffusion-style state dict (golden U-Net, the tiny VAE/CLIP/conditioner under official names,
-    an EMA entry) splits and converts: the U-Net reproduces the official output, the rest round-trips."""
+    an EMA entry), with the golden file, the tiny model and the per-network kwargs."""
     import re
 
     from flax import traverse_util
 
-    from jaxir.parity import golden_inputs, golden_state_dict, load_golden, nhwc_to_nchw
+    from jaxir.parity import golden_state_dict, load_golden
     meta, arrays = load_golden(golden_dir / "gendeg_unet.npz")
     model = _tiny_model(tmp_path)
     ckpt = {f"model.diffusion_model.{k}": v for k, v in golden_state_dict(arrays).items()}
@@ -165,6 +222,14 @@ def test_official_checkpoint_layout_converts(golden_dir, tmp_path):
               "text_encoder": dict(vocab_size=model.text.vocab_size, hidden_size=32, intermediate_size=64,
                                    num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=77),
               "conditioner": dict(context_length=77, dim=32)}
+    return meta, arrays, model, ckpt, kwargs
+
+
+def test_official_checkpoint_layout_converts(golden_dir, tmp_path):
+    """The LatentDiffusion state dict splits and converts: the U-Net reproduces the official output, the rest
+    round-trips."""
+    from jaxir.parity import golden_inputs, nhwc_to_nchw
+    meta, arrays, model, ckpt, kwargs = _official_checkpoint(golden_dir, tmp_path)
     # through a .safetensors file and `jaxir gendeg convert`, as a user converts the released checkpoint
     from safetensors.numpy import save_file
     save_file({k: np.ascontiguousarray(v) for k, v in ckpt.items()}, str(tmp_path / "gendeg.safetensors"))
@@ -180,3 +245,38 @@ def test_official_checkpoint_layout_converts(golden_dir, tmp_path):
                  (converted.conditioner_vars, model.conditioner_vars)):
         for u, w in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
             np.testing.assert_allclose(np.asarray(u), np.asarray(w), atol=0)
+
+
+def test_sd_checkpoint_initialises_the_training_model(golden_dir, tmp_path):
+    """`jaxir gendeg init` on an SD-style checkpoint (4-channel U-Net input, no μ/σ conditioner): the U-Net's
+    extra input channels start at zero (`init_from_ckpt`), the conditioner as the official init, and the
+    weights fit the `gendeg` training model (`train.init_from`)."""
+    from safetensors.numpy import save_file
+
+    from jaxir.io import load_weights
+    _, _, _, ckpt, kwargs = _official_checkpoint(golden_dir, tmp_path)
+    sd = {k: v for k, v in ckpt.items() if not k.startswith(("stats_proj", "cc_projection"))}
+    conv_in = np.asarray(sd["model.diffusion_model.input_blocks.0.0.weight"])  # (C, 8, 3, 3)
+    sd["model.diffusion_model.input_blocks.0.0.weight"] = conv_in[:, :4]
+    save_file({k: np.ascontiguousarray(v) for k, v in sd.items()}, str(tmp_path / "sd.safetensors"))
+    (tmp_path / "kwargs.json").write_text(json.dumps(kwargs))
+    assert main(["gendeg", "init", str(tmp_path / "sd.safetensors"), "--tokenizer",
+                 str(tmp_path / "gendeg" / "tokenizer"), "--out", str(tmp_path / "init.msgpack"),
+                 "--kwargs", str(tmp_path / "kwargs.json")]) == 0
+    name, module_kwargs, variables = load_weights(tmp_path / "init.msgpack")
+    assert name == "gendeg" and module_kwargs == json.loads(json.dumps(gendeg.module_kwargs(kwargs)))
+    kernel = np.asarray(variables["params"]["unet"]["input_blocks_0_0"]["kernel"])  # HWIO
+    np.testing.assert_array_equal(kernel[:, :, :4], conv_in[:, :4].transpose(2, 3, 1, 0))
+    assert kernel.shape[2] == 8 and not kernel[:, :, 4:].any()
+    cc = variables["params"]["conditioner"]["cc_projection"]
+    np.testing.assert_array_equal(np.asarray(cc["kernel"])[:32], np.eye(32))
+    # The fixture's U-Net attends to 64-wide contexts and its text encoder is 32 wide: a consistent module
+    # (context 32) has the same tree, and the same shapes outside the U-Net's cross-attention.
+    module = registry.build_model("gendeg", **{**module_kwargs,
+                                               "unet_kwargs": {**module_kwargs["unet_kwargs"], "context_dim": 32}})
+    shapes = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
+    assert jax.tree.structure(shapes) == jax.tree.structure(variables["params"])
+    for part in ("vae", "text_encoder", "conditioner"):
+        for a, b in zip(jax.tree.leaves(shapes[part]), jax.tree.leaves(variables["params"][part])):
+            assert a.shape == np.shape(b)
+    assert shapes["unet"]["input_blocks_0_0"]["kernel"].shape == kernel.shape

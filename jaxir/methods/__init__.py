@@ -8,6 +8,7 @@ The loop (`jaxir.train`) never branches on a method; it asks the configured
   init_state(key, params, input_shape) the method's own state (e.g. a critic's parameters and optimizer
                                        state), saved in checkpoints as TrainState.method_state
   model_kwargs(inputs, key)            extra keyword arguments of the training forward
+  batch_kwargs(batch)                  more of them read from the batch (e.g. a prompt picked by 'task')
   pre_update(model, method_state, ...) an update of the method state before the model's (a critic step)
   loss(outputs, target, batch, base_loss, method_state, key)  the training objective (batch['input'] holds
                                        the model's input, synthesised or loaded)
@@ -41,6 +42,9 @@ class TrainMethod:
         return {}
 
     def model_kwargs(self, inputs: jax.Array, key: jax.Array) -> dict:
+        return {}
+
+    def batch_kwargs(self, batch: Mapping[str, jax.Array]) -> dict:
         return {}
 
     def pre_update(self, model: Any, method_state: Any, variables: dict, inputs: jax.Array, target: jax.Array,
@@ -77,6 +81,7 @@ METHODS = {
     "tur": "jaxir.methods.tur:TaskUncertainty",
     "compose": "jaxir.methods.compose:ComposedMethod",
     "freeze": "jaxir.methods.compose:Freeze",
+    "gendeg": "jaxir.methods.gendeg:GenDegTraining",
 }
 
 

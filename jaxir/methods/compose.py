@@ -11,7 +11,7 @@ The hooks of the listed methods, in list order:
   trainable     a leaf is trained only if every method lets it be.
   init_state, pre_update each method keeps its own state under its name in a dict
                 (repeated names get '#1', '#2' suffixes).
-  model_kwargs  merged; two methods giving the same forward argument is an error.
+  model_kwargs, batch_kwargs  merged; two methods giving the same forward argument is an error.
   loss          nested: method i's `base_loss` is method i+1's objective, the last one's is the
                 configured terms. Each method adds to what follows it what its paper adds to the
                 supervised loss (MoCo unpacks (restored, logits), adds 0.1 InfoNCE and hands the
@@ -65,15 +65,20 @@ class ComposedMethod(TrainMethod):
         return {k: m.init_state(jax.random.fold_in(key, i), params, input_shape)
                 for i, (k, m) in enumerate(zip(self.keys, self.methods))}
 
-    def model_kwargs(self, inputs, key):
+    def _merge(self, per_method):
         merged: dict = {}
-        for i, (k, method) in enumerate(zip(self.keys, self.methods)):
-            kwargs = method.model_kwargs(inputs, jax.random.fold_in(key, i))
+        for k, kwargs in zip(self.keys, per_method):
             clash = sorted(set(kwargs) & set(merged))
             if clash:
                 raise ValueError(f"compose: {k!r} and an earlier method both set the forward argument(s) {clash}")
             merged.update(kwargs)
         return merged
+
+    def model_kwargs(self, inputs, key):
+        return self._merge(m.model_kwargs(inputs, jax.random.fold_in(key, i)) for i, m in enumerate(self.methods))
+
+    def batch_kwargs(self, batch):
+        return self._merge(m.batch_kwargs(batch) for m in self.methods)
 
     def pre_update(self, model, method_state, variables, inputs, target, batch, key, step):
         new_state, metrics = dict(method_state), {}

@@ -47,8 +47,8 @@ def task_mixture(tasks, clean=None, task_ids=None):
     Each task is {'name': ..., 'degradation': [spec...]} (synthesised on device from
     the clean images of `clean`, a source description, default the bundled photos'
     train split) and/or {'source': {...}} (its own records; paired data keep their
-    input). Optional 'weight' (default 1). Used by the all-in-one methods (ADMS's
-    Rain-Blur-Noise, DCPT's 5D/10D) and their classifiers, whose label is 'task'.
+    input). Optional 'weight' (default 1; None: the task's record count). Used by the all-in-one
+    methods (ADMS's Rain-Blur-Noise, DCPT's 5D/10D) and their classifiers, whose label is 'task'.
     """
     from data_pipelines.mixtures import Mixture, Task
 
@@ -64,7 +64,9 @@ def task_mixture(tasks, clean=None, task_ids=None):
                                            "train clean")
             source = clean_source
         task_id = int(task_ids[index]) if task_ids is not None else index
-        built.append(Task(name=str(task["name"]), source=source, task_id=task_id, weight=float(task.get("weight", 1.0)),
+        weight = task.get("weight", 1.0)  # None: in proportion to the task's records
+        built.append(Task(name=str(task["name"]), source=source, task_id=task_id,
+                          weight=None if weight is None else float(weight),
                           degradation=tuple(dict(_plain(op)) for op in task.get("degradation", ()))))
     return Mixture(built)
 

@@ -11,22 +11,29 @@ Config keys (ml_collections.ConfigDict or dict):
             from lr * restart_weights[i] down to eta_mins[i]), 'gradual_warmup_cosine' (ConvIR's
             GradualWarmupScheduler then CosineAnnealingLR, stepped per epoch: lr * e / W in epoch
             e <= W of the warmup, then a cosine from lr, reached in epoch W + 1, over the remaining
-            epochs to min_lr), or 'constant' (after the warmup)
-  warmup_steps, min_lr, milestones, gamma, periods, restart_weights, eta_mins
+            epochs to min_lr), 'lambda_linear' (latent diffusion's LambdaLinearScheduler, one cycle:
+            lr times f_start + (f_max - f_start) n / W in the W = warmup_steps, then
+            f_min + (f_max - f_min) (C - n) / C, C = cycle_length, default train.num_steps), or
+            'constant' (after the warmup)
+  warmup_steps, min_lr, milestones, gamma, periods, restart_weights, eta_mins, f_start, f_max, f_min,
+            cycle_length
   steps_per_epoch: when > 0 the rate is held for each epoch at its value at the epoch's first step,
             as PyTorch schedulers stepped once per epoch (0: a new rate every step)
   clip_norm: global-norm clipping threshold (0 or None: off)
   ema_decay: parameter EMA decay (0 or None: no EMA)
+  lr_multipliers: {name: factor}: the updates of parameters below a subtree called `name` are scaled by
+            `factor` (a per-group learning rate, as torch's param groups: weight decay scales too)
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+import jax
 import jax.numpy as jnp
 
 import optax
 
-SCHEDULES = ("cosine", "multistep", "cosine_restarts", "constant", "gradual_warmup_cosine")
+SCHEDULES = ("cosine", "multistep", "cosine_restarts", "constant", "gradual_warmup_cosine", "lambda_linear")
 OPTIMIZERS = ("adamw", "rmsprop")
 
 
@@ -65,6 +72,38 @@ def _gradual_warmup_cosine(lr: float, min_lr: float, warmup: int, num_steps: int
     return schedule
 
 
+def _lambda_linear(lr: float, warmup: int, f_start: float, f_max: float, f_min: float, cycle: int):
+    """`ldm.lr_scheduler.LambdaLinearScheduler` with one cycle (as every latent-diffusion config uses it)."""
+    if cycle <= 0:
+        raise ValueError(f"optim.cycle_length must be positive, got {cycle}")
+
+    def schedule(step):
+        step = jnp.asarray(step, jnp.float32)  # cycles of 1e13 steps (GenDeg's "no decay") overflow int32
+        warm = f_start + (f_max - f_start) * step / max(warmup, 1)
+        linear = f_min + (f_max - f_min) * (1.0 - step / float(cycle))
+        return lr * jnp.where(step < warmup, warm, linear)
+
+    return schedule
+
+
+def scale_subtrees(multipliers: Mapping[str, float]) -> optax.GradientTransformation:
+    """Scale the updates of parameters whose path passes through a subtree named in `multipliers`."""
+    multipliers = {str(k): float(v) for k, v in dict(multipliers).items()}
+
+    def update(updates, state, params=None):
+        def scale(path, u):
+            names = {getattr(k, "key", getattr(k, "name", None)) for k in path}
+            factor = 1.0
+            for name, value in multipliers.items():
+                if name in names:
+                    factor *= value
+            return u if factor == 1.0 else u * factor
+
+        return jax.tree_util.tree_map_with_path(scale, updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def _step_schedule(cfg: Mapping[str, Any], num_steps: int) -> optax.Schedule:
     lr = float(_get(cfg, "lr"))
     name = _get(cfg, "schedule", "cosine")
@@ -81,6 +120,10 @@ def _step_schedule(cfg: Mapping[str, Any], num_steps: int) -> optax.Schedule:
     if name == "gradual_warmup_cosine":
         return _gradual_warmup_cosine(lr, float(_get(cfg, "min_lr", 0.0)), warmup, num_steps,
                                       int(_get(cfg, "steps_per_epoch", 0)))
+
+    if name == "lambda_linear":
+        return _lambda_linear(lr, warmup, float(_get(cfg, "f_start", 1e-6)), float(_get(cfg, "f_max", 1.0)),
+                              float(_get(cfg, "f_min", 1.0)), int(_get(cfg, "cycle_length", num_steps)))
 
     if name == "cosine_restarts":
         periods = [int(p) for p in _get(cfg, "periods", ())]
@@ -129,6 +172,10 @@ def make_optimizer(cfg: Mapping[str, Any], num_steps: int) -> tuple[optax.Gradie
             eps=float(_get(cfg, "eps", 1e-8)),
             weight_decay=float(_get(cfg, "weight_decay", 0.0)),
         )
+    multipliers = _get(cfg, "lr_multipliers", None)
+    if multipliers:
+        multipliers = multipliers.to_dict() if hasattr(multipliers, "to_dict") else dict(multipliers)
+        adamw = optax.chain(adamw, scale_subtrees(multipliers))
     clip_norm = _get(cfg, "clip_norm", 0.0)
     if clip_norm:
         return optax.chain(optax.clip_by_global_norm(float(clip_norm)), adamw), schedule

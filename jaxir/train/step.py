@@ -82,7 +82,7 @@ def make_train_step(model: nn.Module, loss_fn: LossFn, tx: optax.GradientTransfo
         method_state, method_metrics = method.pre_update(
             model, state.method_state, {"params": state.params, **collections}, inputs, target, batch, method_key,
             state.step)
-        model_kwargs = method.model_kwargs(inputs, method_key)
+        model_kwargs = {**method.model_kwargs(inputs, method_key), **method.batch_kwargs(batch)}
         uses_context = getattr(loss_fn, "uses_context", False)
 
         # Models whose loss needs the target and fresh randomness per example (a diffusion model noising

@@ -63,9 +63,10 @@ class DropProbs:
     both: float = 0.05
 
 
-def training_loss(unet_fn, diffusion: GaussianDiffusion, z0, image_latent, context, null_context, key,
+def training_pair(unet_fn, diffusion: GaussianDiffusion, z0, image_latent, context, null_context, key,
                   drop: DropProbs = DropProbs()):
-    """ε-prediction MSE with InstructPix2Pix's conditioning dropout; `unet_fn(x, t, context)`."""
+    """(ε prediction, ε) with InstructPix2Pix's conditioning dropout; `unet_fn(x, t, context)`. The pair a
+    `training_outputs` returns to the shared training loop (whose MSE term is the official loss)."""
     k_t, k_n, k_d = jax.random.split(key, 3)
     n = z0.shape[0]
     t = jax.random.randint(k_t, (n,), 0, diffusion.num_timesteps)
@@ -77,4 +78,11 @@ def training_loss(unet_fn, diffusion: GaussianDiffusion, z0, image_latent, conte
     context = jnp.where(drop_text[:, None, None], jnp.broadcast_to(null_context, context.shape), context)
     image_latent = jnp.where(drop_image[:, None, None, None], 0.0, image_latent)
     eps = unet_fn(jnp.concatenate([zt, image_latent], axis=-1), t, context)
+    return eps, noise
+
+
+def training_loss(unet_fn, diffusion: GaussianDiffusion, z0, image_latent, context, null_context, key,
+                  drop: DropProbs = DropProbs()):
+    """ε-prediction MSE of `training_pair` (the official `LatentDiffusion` loss, l_simple_weight 1)."""
+    eps, noise = training_pair(unet_fn, diffusion, z0, image_latent, context, null_context, key, drop)
     return jnp.mean(jnp.square(eps - noise))
