@@ -187,3 +187,23 @@ def test_reference_counts_equal_the_paper_configs():
             ref = build_reference("mair_unet", **CONFIGS[name])
             assert sum(p.numel() for p in ref.parameters()) == {"motion_deblur": 26_293_296,
                                                                  "dehaze": 3_404_376}[name], name
+
+
+@pytest.mark.slow
+def test_bench_rows_per_scan_form_against_the_reference(tmp_path):
+    """`jaxir bench --scan-methods`: one row per JAX form, same weights, the PyTorch reference's figures in each."""
+    pytest.importorskip("torch")
+    import json
+
+    from jaxir.cli import main
+
+    kwargs = dict(TINY, upscale=2, upsampler="pixelshuffledirect")
+    record = tmp_path / "bench.md"
+    assert main(["bench", "--model", "mair", "--model-kwargs", json.dumps(kwargs), "--size", "16", "--steps", "1",
+                 "--torch", "--no-train", "--scan-methods", "chunked,associative", "--note", "test",
+                 "--record", str(record)]) == 0
+    rows = [line.split("|")[1:-1] for line in record.read_text().splitlines() if "(jax " in line]
+    assert [r[1].strip() for r in rows] == ["mair (jax chunked scan)", "mair (jax associative scan)"]
+    for r in rows:
+        assert r[6].strip() == "n/a" and float(r[7]) > 0  # inference only
+        assert float(r[10]) > 0 and r[10] == rows[0][10]  # the reference, timed once
