@@ -350,6 +350,8 @@ def test_readme_carries_the_current_conventions_table():
      "experiments/acl_gopro.py"),
     ("mambairv2", {"upscale": 1, "embed_dim": 6, "d_state": 2, "depths": [1], "num_heads": [1], "window_size": 8,
                    "inner_rank": 2, "num_tokens": 4, "mlp_ratio": 1.0}, "experiments/mambairv2_cbsd68.py"),
+    ("mair", {"upscale": 1, "upsampler": "", "embed_dim": 4, "depths": [2], "d_state": 2, "ssm_ratio": 1.0,
+              "mlp_ratio": 1.0, "scan_len": 4}, "experiments/mair_cbsd68.py"),
 ])
 def test_state_space_models_run_the_gopro_protocol(gopro_manual, tmp_path, capsys, name, kwargs, config):
     """The scan orders and routing are rebuilt for the fixture's odd sizes (padded to the model's multiple)."""

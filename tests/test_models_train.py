@@ -43,8 +43,11 @@ CASES = {
                   [{"name": "gaussian_noise", "sigma": 15 / 255}]),
     "acl": ({"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}, 32,
             "experiments/acl_gopro.py", MOTION),
+    "mair": ({"upscale": 1, "upsampler": "", "embed_dim": 8, "depths": [2], "d_state": 4, "ssm_ratio": 1.0,
+              "mlp_ratio": 1.5, "scan_len": 4, "scan_method": "chunked", "scan_chunk": 64}, 32,
+             "experiments/mair_cbsd68.py", [{"name": "gaussian_noise", "sigma": 15 / 255}]),
 }
-SLOW = {"convir", "p2ikt", "dvsr", "mambairv2"}
+SLOW = {"convir", "p2ikt", "dvsr", "mambairv2", "mair"}
 
 
 def small_config(name, kwargs, crop, recipe, degradation):

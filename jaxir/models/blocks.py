@@ -521,3 +521,35 @@ def s6_scan(params: dict, xs, c_offset=None, method: str = "associative", chunk_
                        bs, cs, params["Ds"], delta_bias=params["dt_projs_bias"].reshape(-1), delta_softplus=True,
                        method=method, chunk_size=chunk_size)
     return y.reshape(b, k, d, length)
+
+
+# --- SwinIR-family image reconstruction, shared by MambaIRv2 and MaIR ---
+
+SWINIR_RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K's mean, subtracted before the network
+SWINIR_UPSAMPLERS = ("", "pixelshuffle", "pixelshuffledirect")
+
+
+def swinir_reconstruction(x, res, upsampler: str, upscale: int, out_channels: int, dtype: Dtype = jnp.float32,
+                          num_feat: int = 64):
+    """SwinIR's reconstruction from `res` (deep + shallow features) of the normalised input `x`.
+
+    Called inside a compact `__call__`: the layers join the calling module under the official names.
+    'pixelshuffle' (classic SR): conv_before_upsample.0 + LeakyReLU(0.01), upsample.{0,2,..} (3x3 conv +
+    PixelShuffle(2) per factor 2, or one PixelShuffle(3)), conv_last. 'pixelshuffledirect' (lightweight SR):
+    upsample.0 (3x3 conv to r^2 * C) + PixelShuffle(r). '' (denoising): x + conv_last(res)."""
+    if upsampler not in SWINIR_UPSAMPLERS:
+        raise ValueError(f"upsampler must be one of {SWINIR_UPSAMPLERS}, got {upsampler!r}")
+    if upsampler == "pixelshuffle":
+        y = nn.leaky_relu(Conv2d(num_feat, 3, padding=1, dtype=dtype, name="conv_before_upsample_0")(res), 0.01)
+        if upscale & (upscale - 1) == 0:
+            for i in range(int(math.log2(upscale))):
+                y = pixel_shuffle(Conv2d(4 * num_feat, 3, padding=1, dtype=dtype, name=f"upsample_{2 * i}")(y), 2)
+        elif upscale == 3:
+            y = pixel_shuffle(Conv2d(9 * num_feat, 3, padding=1, dtype=dtype, name="upsample_0")(y), 3)
+        else:
+            raise ValueError(f"upscale {upscale} is not supported: powers of 2 and 3")
+        return Conv2d(out_channels, 3, padding=1, dtype=dtype, name="conv_last")(y)
+    if upsampler == "pixelshuffledirect":
+        return pixel_shuffle(Conv2d(upscale ** 2 * out_channels, 3, padding=1, dtype=dtype, name="upsample_0")(res),
+                             upscale)
+    return x + Conv2d(out_channels, 3, padding=1, dtype=dtype, name="conv_last")(res)

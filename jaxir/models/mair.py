@@ -1,9 +1,11 @@
-"""MaIR (U-Net form): a locality- and continuity-preserving Mamba for image restoration.
+"""MaIR: a locality- and continuity-preserving Mamba for image restoration.
 
-Li, Zhang, Li, Hu, Peng, Zhou. "MaIR: A Locality- and Continuity-Preserving Mamba for
+Li, Zhao, Wang, Hu, Gou, Peng. "MaIR: A Locality- and Continuity-Preserving Mamba for
 Image Restoration", CVPR 2025.
-Official code: XLearning-SCU/2025-CVPR-MaIR, realDenoising/basicsr/models/archs/mairunet_arch.py
-(`MaIRUNet`, used for motion deblurring, real denoising, dehazing and deraining) and
+Official code: XLearning-SCU/2025-CVPR-MaIR (commit 2fb433e):
+realDenoising/basicsr/models/archs/mairunet_arch.py (`MaIRUNet`, used for motion deblurring,
+real denoising, dehazing and deraining), basicsr/archs/mair_arch.py (`MaIR`, the SwinIR-shaped
+network of classic / lightweight super-resolution and Gaussian colour denoising) and
 shift_scanf_util.py (the scan orders).
 
 Restormer's 4-level U-Net with its transformer blocks replaced by VSS blocks:
@@ -21,6 +23,10 @@ MLP. LoSh2D is a Mamba block whose 2-D feature map is read in four orders:
   average-pool, channel shuffle, a grouped 1x1 conv over the four directions of each
   channel, sigmoid) before they are summed.
 
+`MaIR` stacks residual groups (RMG) of the same blocks at full resolution, every other block
+reading the shifted scan (first stripe `scan_len // 2` wide), behind SwinIR's shallow conv and
+image reconstruction (`jaxir.models.blocks.swinir_reconstruction`).
+
 The scan orders depend only on the input size: they are numpy index arrays built at
 trace time (cached per size), so every call at one size runs the same compiled gather.
 """
@@ -37,7 +43,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxir import registry
-from jaxir.models.blocks import Conv2d, LayerNorm, Linear, gelu, s6_params, s6_scan
+from jaxir.convert.state_dict import ConvertHooks
+from jaxir.models.blocks import (SWINIR_RGB_MEAN, SWINIR_UPSAMPLERS, Conv2d, LayerNorm, Linear, gelu, s6_params,
+                                 s6_scan, swinir_reconstruction)
 from jaxir.models.restormer import Downsample, OverlapPatchEmbed, Upsample
 
 Dtype = Any
@@ -306,4 +314,127 @@ registry.register_model(registry.ModelEntry(
     official_file=_FILE,
     description="MaIR U-Net (CVPR 2025): nested S-shaped scans + sequence shuffle attention; "
                 "jaxir.models.mair.CONFIGS has the deblur/denoise/dehaze/derain configs (26.3M for deblurring).",
+))
+
+
+# --- MaIR: SR and colour denoising (basicsr/archs/mair_arch.py) ------------------------------
+
+class RMG(nn.Module):
+    """Residual Mamba group: `depth` blocks (odd ones on the shifted scan), a 3x3 conv, the group's residual."""
+
+    depth: int
+    d_state: int
+    ssm_ratio: float
+    mlp_ratio: float
+    scan_len: int
+    scan_method: str = "associative"
+    scan_chunk: int = 256
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        y = x
+        for i in range(self.depth):
+            y = VSSBlock(self.d_state, self.ssm_ratio, self.mlp_ratio, shift=0 if i % 2 == 0 else self.scan_len // 2,
+                         scan_len=self.scan_len, scan_method=self.scan_method, scan_chunk=self.scan_chunk,
+                         dtype=self.dtype, name=f"residual_group_blocks_{i}")(y)
+        return Conv2d(x.shape[-1], 3, padding=1, dtype=self.dtype, name="conv")(y) + x
+
+
+class MaIR(nn.Module):
+    """The official MaIR (patch size 1, patch norm, resi_connection '1conv'). `upsampler`: 'pixelshuffle'
+    (classic SR), 'pixelshuffledirect' (lightweight SR), '' (denoising, upscale 1)."""
+
+    upscale: int = 2
+    in_chans: int = 3
+    embed_dim: int = 60
+    depths: Sequence[int] = (6, 6, 6, 6)
+    d_state: int = 16
+    ssm_ratio: float = 1.5
+    mlp_ratio: float = 2.0
+    img_range: float = 1.0
+    upsampler: str = "pixelshuffledirect"
+    scan_len: int = 8
+    scan_method: str = "associative"  # see jaxir.ops.scan: associative | chunked | sequential
+    scan_chunk: int = 256
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        if self.upsampler not in SWINIR_UPSAMPLERS:
+            raise ValueError(f"upsampler must be one of {SWINIR_UPSAMPLERS}, got {self.upsampler!r}")
+        if x.ndim != 4 or x.shape[-1] != self.in_chans:
+            raise ValueError(f"MaIR expects NHWC input with {self.in_chans} channels, got shape {x.shape}")
+        dt, dim = self.dtype, self.embed_dim
+        mean = jnp.asarray(SWINIR_RGB_MEAN if self.in_chans == 3 else (0.0,) * self.in_chans, jnp.float32)
+        x = ((x.astype(jnp.float32) - mean) * self.img_range).astype(dt)
+
+        first = Conv2d(dim, 3, padding=1, dtype=dt, name="conv_first")(x)
+        features = LayerNorm(epsilon=1e-5, dtype=dt, name="patch_embed_norm")(first)
+        for i, depth in enumerate(self.depths):
+            features = RMG(depth, self.d_state, self.ssm_ratio, self.mlp_ratio, self.scan_len, self.scan_method,
+                           self.scan_chunk, dt, name=f"layers_{i}")(features)
+        features = LayerNorm(epsilon=1e-5, dtype=dt, name="norm")(features)
+        res = Conv2d(dim, 3, padding=1, dtype=dt, name="conv_after_body")(features) + first
+        out = swinir_reconstruction(x, res, self.upsampler, self.upscale, self.in_chans, dt)
+        return out.astype(jnp.float32) / self.img_range + mean
+
+
+# Official constructor arguments with no effect on the forward pass here (sizes come from the input; no dropout
+# or drop path at inference; the scan orders are built per input size).
+_MAIR_IGNORED = ("img_size", "drop_rate", "drop_path_rate", "norm_layer", "use_checkpoint", "dynamic_ids",
+                 "batch_size")
+
+
+def _mair_kwargs(official: dict) -> dict:
+    kwargs = dict(official)
+    for key, want in (("patch_size", 1), ("patch_norm", True), ("resi_connection", "1conv")):
+        if kwargs.pop(key, want) != want:
+            raise ValueError(f"the MaIR port supports {key}={want!r} only (every paper configuration)")
+    for key in _MAIR_IGNORED:
+        kwargs.pop(key, None)
+    if kwargs.get("upsampler") is None:
+        kwargs["upsampler"] = ""
+    return kwargs
+
+
+def build_mair(**kwargs) -> MaIR:
+    kwargs = _mair_kwargs(kwargs)
+    if "depths" in kwargs:
+        kwargs["depths"] = tuple(int(v) for v in kwargs["depths"])
+    return MaIR(**kwargs)
+
+
+MAIR_CONVERT_HOOKS = ConvertHooks(
+    renames=((r"residual_group\.blocks\.(\d+)", r"residual_group_blocks_\1"),
+             (r"^patch_embed\.norm\.", "patch_embed_norm."),
+             (r"\.conv_blk\.", ".mlp.")),  # the official RMB calls VSSBlock's MLP `conv_blk`
+)
+
+_SR = dict(in_chans=3, img_range=1.0, d_state=16, depths=(6,) * 6, embed_dim=180, ssm_ratio=2.0, mlp_ratio=2.5,
+           upsampler="pixelshuffle", scan_len=8)
+_LIGHT_S = dict(in_chans=3, img_range=1.0, d_state=16, depths=(6,) * 4, embed_dim=60, ssm_ratio=1.4, mlp_ratio=1.6,
+                upsampler="pixelshuffledirect", scan_len=4)
+_LIGHT_T = dict(_LIGHT_S, d_state=1, ssm_ratio=1.1, scan_len=8)
+_COLOR_DN = dict(upscale=1, in_chans=3, img_range=1.0, d_state=16, depths=(6,) * 6, embed_dim=180, ssm_ratio=1.3,
+                 mlp_ratio=2.0, upsampler="", scan_len=4)
+# Paper configurations of MaIR (options/train/train_MaIR_*.yml) -> (kwargs, parameters counted by instantiating
+# the official class). Colour denoising uses one network for sigma 15 / 25 / 50.
+MAIR_CONFIGS = {
+    **{f"sr_x{s}": (dict(_SR, upscale=s), n) for s, n in ((2, 19_444_247), (3, 19_628_887), (4, 19_591_959))},
+    **{f"light_sr_s_x{s}": (dict(_LIGHT_S, upscale=s), n) for s, n in ((2, 1_354_680), (3, 1_362_795), (4, 1_374_156))},
+    **{f"light_sr_t_x{s}": (dict(_LIGHT_T, upscale=s), n) for s, n in ((2, 877_752), (3, 885_867), (4, 897_228))},
+    "color_dn": (_COLOR_DN, 14_089_035),
+}
+
+registry.register_model(registry.ModelEntry(
+    name="mair",
+    builder=build_mair,
+    official=((_REPO, "MaIR"),),
+    translate_kwargs=_mair_kwargs,
+    convert_hooks=MAIR_CONVERT_HOOKS,
+    min_size=8,
+    official_file="basicsr/archs/mair_arch.py",
+    description="MaIR (CVPR 2025) for classic / lightweight SR and colour denoising: residual groups of NSS + SSA "
+                "Mamba blocks; jaxir.models.mair.MAIR_CONFIGS has the paper configurations.",
 ))

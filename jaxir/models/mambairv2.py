@@ -46,11 +46,12 @@ import numpy as np
 from jaxir import registry
 from jaxir.convert.state_dict import ConvertHooks
 from jaxir.models.attention import merge_heads
-from jaxir.models.blocks import PRECISION, Conv2d, LayerNorm, Linear, gelu, pixel_shuffle, s6_params, s6_scan
+from jaxir.models.blocks import (PRECISION, SWINIR_RGB_MEAN, SWINIR_UPSAMPLERS, Conv2d, LayerNorm, Linear, gelu,
+                                 s6_params, s6_scan, swinir_reconstruction)
 
 Dtype = Any
-RGB_MEAN = (0.4488, 0.4371, 0.4040)
-UPSAMPLERS = ("", "pixelshuffle", "pixelshuffledirect")
+RGB_MEAN = SWINIR_RGB_MEAN
+UPSAMPLERS = SWINIR_UPSAMPLERS
 
 
 # --- window attention (Swin) -------------------------------------------------
@@ -378,22 +379,7 @@ class MambaIRv2(nn.Module):
         features = LayerNorm(epsilon=1e-5, dtype=dt, name="norm")(features)
         res = Conv2d(dim, 3, padding=1, dtype=dt, name="conv_after_body")(features) + first
 
-        if self.upsampler == "pixelshuffle":
-            num_feat = 64
-            y = nn.leaky_relu(Conv2d(num_feat, 3, padding=1, dtype=dt, name="conv_before_upsample_0")(res), 0.01)
-            if self.upscale & (self.upscale - 1) == 0:
-                for i in range(int(math.log2(self.upscale))):
-                    y = pixel_shuffle(Conv2d(4 * num_feat, 3, padding=1, dtype=dt, name=f"upsample_{2 * i}")(y), 2)
-            elif self.upscale == 3:
-                y = pixel_shuffle(Conv2d(9 * num_feat, 3, padding=1, dtype=dt, name="upsample_0")(y), 3)
-            else:
-                raise ValueError(f"upscale {self.upscale} is not supported: powers of 2 and 3")
-            out = Conv2d(self.in_chans, 3, padding=1, dtype=dt, name="conv_last")(y)
-        elif self.upsampler == "pixelshuffledirect":
-            out = pixel_shuffle(Conv2d(self.upscale ** 2 * self.in_chans, 3, padding=1, dtype=dt,
-                                       name="upsample_0")(res), self.upscale)
-        else:
-            out = x + Conv2d(self.in_chans, 3, padding=1, dtype=dt, name="conv_last")(res)
+        out = swinir_reconstruction(x, res, self.upsampler, self.upscale, self.in_chans, dt)
         out = out.astype(jnp.float32) / self.img_range + mean
         scale = self.upscale if self.upsampler else 1
         return out[:, :h_ori * scale, :w_ori * scale]

@@ -31,6 +31,8 @@ REFERENCES = {
     "da_rcot_fnet": "jaxir.torch_reference.da_rcot:build_fnet",
     "mambairv2": "jaxir.torch_reference.mambairv2:build_mambairv2",
     "mambairv2_light": "jaxir.torch_reference.mambairv2:build_mambairv2_light",
+    "mair_unet": "jaxir.torch_reference.mair:build_mair_unet",
+    "mair": "jaxir.torch_reference.mair:build_mair",
 }
 
 
