@@ -33,15 +33,16 @@ class BenchResult:
     dtype: str
     params: int
     compile_s: float
-    train_steps_s: float
+    train_steps_s: float | None  # None: inference only (`--no-train`)
     infer_images_s: float
     peak_mem_mb: float
     torch_train_steps_s: float | None = None
     torch_infer_images_s: float | None = None
+    note: str = ""  # appended to the machine cell (e.g. "shared with other jobs")
 
     def ratios(self) -> tuple[str, str]:
         def ratio(a, b):
-            return f"{a / b:.2f}x" if b else "n/a"
+            return f"{a / b:.2f}x" if a and b else "n/a"
 
         return (ratio(self.train_steps_s, self.torch_train_steps_s),
                 ratio(self.infer_images_s, self.torch_infer_images_s))
@@ -81,8 +82,9 @@ def _timed(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def bench_jax(model, variables, x, steps: int):
-    """(compile seconds, train steps/s, inference images/s) with AdamW + L1 on the last output."""
+def bench_jax(model, variables, x, steps: int, train: bool = True):
+    """(compile seconds, train steps/s or None without `train`, inference images/s) with AdamW + L1 on the
+    restored output."""
     tx = optax.adamw(1e-4)
     params = variables["params"]
     others = {k: v for k, v in variables.items() if k != "params"}
@@ -102,7 +104,7 @@ def bench_jax(model, variables, x, steps: int):
     infer = jax.jit(lambda v, batch_x: restored_output(model, model.apply(v, batch_x, train=False)))
 
     start = time.perf_counter()
-    compiled_train = train_step.lower(params, opt_state, x).compile()
+    compiled_train = train_step.lower(params, opt_state, x).compile() if train else None
     compiled_infer = infer.lower(variables, x).compile()
     compile_s = time.perf_counter() - start
 
@@ -112,12 +114,15 @@ def bench_jax(model, variables, x, steps: int):
         state["p"], state["s"], loss = compiled_train(state["p"], state["s"], x)
         return loss
 
-    train_s = _timed(one_train_step, steps)
+    train_rate = 1.0 / _timed(one_train_step, steps) if train else None
     infer_s = _timed(lambda: compiled_infer(variables, x), steps)
-    return compile_s, 1.0 / train_s, x.shape[0] / infer_s
+    return compile_s, train_rate, x.shape[0] / infer_s
 
 
-def bench_torch(name: str, kwargs: dict, x_nhwc: np.ndarray, state_dict: dict, steps: int):
+def bench_torch(name: str, kwargs: dict, x_nhwc: np.ndarray, state_dict: dict, steps: int,
+                output_index: int = -1, train: bool = True):
+    """(train steps/s or None without `train`, inference images/s); the loss is on output `output_index`,
+    the one the JAX side trains (`restored_output`)."""
     import torch
 
     from jaxir.torch_reference import build_reference
@@ -128,23 +133,25 @@ def bench_torch(name: str, kwargs: dict, x_nhwc: np.ndarray, state_dict: dict, s
     target = x[:, :3].clamp(0, 1)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-    def last(out):
-        return out[-1] if isinstance(out, (list, tuple)) else out
+    def restored(out):
+        return out[output_index] if isinstance(out, (list, tuple)) else out
 
     def train_step():
         opt.zero_grad()
-        loss = (last(model(x)) - target).abs().mean()
+        loss = (restored(model(x)) - target).abs().mean()
         loss.backward()
         opt.step()
 
     # Eval mode in the train step too (BatchNorm statistics, no dropout), as the JAX side runs train=False:
     # both sides then compute the same function.
     model.eval()
-    train_step()
-    start = time.perf_counter()
-    for _ in range(steps):
+    train_rate = None
+    if train:
         train_step()
-    train_rate = steps / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for _ in range(steps):
+            train_step()
+        train_rate = steps / (time.perf_counter() - start)
     with torch.no_grad():
         model(x)
         start = time.perf_counter()
@@ -165,7 +172,7 @@ def random_official_state_dict(name: str, kwargs: dict, seed: int = 0) -> dict:
 
 
 def run_model_bench(name: str, kwargs: dict, size: int, batch: int, steps: int, dtype: str,
-                    with_torch: bool, label: str | None = None) -> BenchResult:
+                    with_torch: bool, label: str | None = None, train: bool = True, note: str = "") -> BenchResult:
     from jaxir.convert.state_dict import convert_state_dict
     from jaxir.parity import input_channels
 
@@ -182,11 +189,12 @@ def run_model_bench(name: str, kwargs: dict, size: int, batch: int, steps: int, 
     else:
         variables = model.init(jax.random.key(0), jnp.asarray(x))
     params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(variables["params"]))
-    compile_s, train_rate, infer_rate = bench_jax(model, variables, jnp.asarray(x), steps)
+    compile_s, train_rate, infer_rate = bench_jax(model, variables, jnp.asarray(x), steps, train)
     result = BenchResult(label or name, size, batch, dtype, params, compile_s, train_rate, infer_rate,
-                         peak_memory_mb())
+                         peak_memory_mb(), note=note)
     if with_torch:
-        result.torch_train_steps_s, result.torch_infer_images_s = bench_torch(name, kwargs, x, state_dict, steps)
+        result.torch_train_steps_s, result.torch_infer_images_s = bench_torch(
+            name, kwargs, x, state_dict, steps, getattr(model, "RESTORED_OUTPUT", -1), train)
     return result
 
 
@@ -280,11 +288,13 @@ def format_row(result: BenchResult) -> str:
     train_ratio, infer_ratio = result.ratios()
     torch_train = f"{result.torch_train_steps_s:.3f}" if result.torch_train_steps_s else "n/a"
     torch_infer = f"{result.torch_infer_images_s:.3f}" if result.torch_infer_images_s else "n/a"
+    train = f"{result.train_steps_s:.3f}" if result.train_steps_s else "n/a"
+    machine = machine_description() + (f", {result.note}" if result.note else "")
     return (
         f"| {datetime.date.today().isoformat()} | {result.label} | {result.batch}x{result.size}x{result.size} "
-        f"| {result.dtype} | {result.params:,} | {result.compile_s:.1f} | {result.train_steps_s:.3f} "
+        f"| {result.dtype} | {result.params:,} | {result.compile_s:.1f} | {train} "
         f"| {result.infer_images_s:.3f} | {result.peak_mem_mb:.0f} | {torch_train} | {torch_infer} "
-        f"| {train_ratio} | {infer_ratio} | {machine_description()} |"
+        f"| {train_ratio} | {infer_ratio} | {machine} |"
     )
 
 
@@ -345,7 +355,8 @@ def run_bench(args, overrides) -> None:
             record_row(args.record, row, section="Diffusion sampling")
             print(f"recorded in {args.record}")
         return
-    result = run_model_bench(name, kwargs, args.size, args.batch, args.steps, args.dtype, with_torch, args.label)
+    result = run_model_bench(name, kwargs, args.size, args.batch, args.steps, args.dtype, with_torch, args.label,
+                             train=getattr(args, "train", True), note=getattr(args, "note", "") or "")
     row = format_row(result)
     print(TABLE_HEADER + row)
     if args.record:

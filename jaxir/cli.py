@@ -348,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--torch", action="store_true", help="also run the PyTorch reference with the same weights")
+    p.add_argument("--train", action=argparse.BooleanOptionalAction, default=True,
+                   help="time the train step too (--no-train: inference only, e.g. when training does not fit)")
+    p.add_argument("--note", default="", help="appended to the row's machine cell (e.g. 'shared with other jobs')")
     p.add_argument("--sample-steps", type=int, default=0,
                    help="diffusion U-Nets: time DDIM sampling over this many steps instead of train/infer")
     p.add_argument("--pipeline", help="benchmark a data pipeline instead of a model (e.g. bundled)")

@@ -29,6 +29,8 @@ CASES = {
     "cm_unet": "cm_unet",
     "airnet": "airnet",
     "da_rcot": "da_rcot",
+    "moce_ir": "moce_ir",
+    "mpmf_net": "mpmf_net",
 }
 
 

@@ -31,6 +31,8 @@ REFERENCES = {
     "da_rcot_fnet": "jaxir.torch_reference.da_rcot:build_fnet",
     "mambairv2": "jaxir.torch_reference.mambairv2:build_mambairv2",
     "mambairv2_light": "jaxir.torch_reference.mambairv2:build_mambairv2_light",
+    "moce_ir": "jaxir.torch_reference.moce_ir:build_moce_ir",
+    "mpmf_net": "jaxir.torch_reference.mpmf_net:build_mpmf_net",
 }
 
 
