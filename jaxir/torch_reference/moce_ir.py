@@ -230,8 +230,9 @@ class MoCEIR(nn.Module):
 
         self.patch_embed = OverlapPatchEmbed(inp_channels, dim)
         self.freq_embed = FrequencyEmbedding(dims[-1])
-        self.enc = nn.ModuleList([nn.ModuleList([encoder(dims[i], num_blocks[i], heads[i]), Resample(dims[i], up=False)])
-                                  for i in range(levels - 1)])
+        self.enc = nn.ModuleList([
+            nn.ModuleList([encoder(dims[i], num_blocks[i], heads[i]), Resample(dims[i], up=False)])
+            for i in range(levels - 1)])
         self.latent = encoder(dims[-1], num_blocks[-1], heads[-1])
         rdims, rheads, rdec = dims[::-1], list(heads)[::-1], list(num_dec_blocks)[::-1]
         adapter = dict(rank=rank, num_experts=num_experts, top_k=topk, rank_type=rank_type, freq_dim=dims[-1],
