@@ -29,6 +29,8 @@ CASES = {
     "cm_unet": "cm_unet",
     "airnet": "airnet",
     "da_rcot": "da_rcot",
+    "moce_ir": "moce_ir",
+    "mpmf_net": "mpmf_net",
 }
 
 
@@ -137,3 +139,26 @@ def test_msbdn_rdff_reference_equals_the_jaxir_port():
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
     with torch.device("meta"):
         assert param_count(build_reference("msbdn", rdff=True)) == 28_712_861
+
+
+def test_moce_ir_reference_runs_routed_experts_only_unless_dense(golden_dir):
+    """Routed ('sparse', the official eval path) and all-experts ('dense') inference give the same image;
+    only the dense one applies every expert (what `jaxir bench` compares)."""
+    meta, arrays = load_golden(golden_dir / "moce_ir.npz")
+    x = torch.from_numpy(arrays["input"][..., :32, :32]).repeat(2, 1, 1, 1)
+    x[1] = x[1].flip(-1)
+    outputs, calls = {}, {}
+    for routing in ("sparse", "dense"):
+        model = build_reference("moce_ir", **reference_kwargs(meta), routing=routing).eval()
+        model.load_state_dict(golden_torch_state(arrays), strict=True)
+        count = [0]
+        for name, module in model.named_modules():
+            if type(module).__name__ == "ModExpert":
+                module.register_forward_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+        with torch.no_grad():
+            outputs[routing] = model(x).numpy()
+        calls[routing] = count[0]
+    blocks = sum(meta["kwargs"]["num_dec_blocks"])
+    assert calls["sparse"] == 2 * blocks * meta["kwargs"]["topk"]  # per image, its top-k experts
+    assert calls["dense"] == blocks * meta["kwargs"]["num_experts"]  # every expert, on the whole batch
+    np.testing.assert_allclose(outputs["sparse"], outputs["dense"], atol=1e-5, rtol=1e-5)

@@ -33,6 +33,8 @@ REFERENCES = {
     "mambairv2_light": "jaxir.torch_reference.mambairv2:build_mambairv2_light",
     "mair_unet": "jaxir.torch_reference.mair:build_mair_unet",
     "mair": "jaxir.torch_reference.mair:build_mair",
+    "moce_ir": "jaxir.torch_reference.moce_ir:build_moce_ir",
+    "mpmf_net": "jaxir.torch_reference.mpmf_net:build_mpmf_net",
 }
 
 
