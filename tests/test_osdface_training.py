@@ -61,7 +61,7 @@ def _state_at(config, workdir, model, entry, step):
         checkpointer.close()
 
 
-@pytest.mark.slow  # ~3 min on a quiet CPU (much longer under load): generator, DISTS, IResNet, discriminator
+@pytest.mark.heavy  # 26 min on the shared 2-core machine under load 24 (compiles dominate); minutes quiet
 def test_lora_training_changes_only_adapters_embedding_and_discriminator(tmp_path):
     import ml_collections
     from flax import traverse_util
@@ -80,7 +80,11 @@ def test_lora_training_changes_only_adapters_embedding_and_discriminator(tmp_pat
     changed = {k for k in before if not np.array_equal(np.asarray(before[k]), np.asarray(after[k]))}
     lora_ab = {k for k in before if k[0] == "lora" and k[-1] in ("A", "B")}
     embedding = {k for k in before if k[0] == "embedding_change"}
-    assert lora_ab and embedding and changed == lora_ab | embedding
+    assert lora_ab and embedding and changed <= lora_ab | embedding  # nothing frozen moved
+    assert embedding <= changed and len(lora_ab & changed) > len(lora_ab) // 2
+    # Cross-attention q/k get (near) zero gradients while the random tiny VRE's prompt tokens are nearly identical
+    # (uniform attention over equal keys), so their A may stay put in step 2.
+    assert all("/attn2/to_q/" in k[1] or "/attn2/to_k/" in k[1] for k in lora_ab - changed)
     assert {k[0] for k in before} == {"unet", "vae", "vre", "lora", "embedding_change"}
     d0, d1 = (traverse_util.flatten_dict(s.method_state["params"]) for s in (first, second))
     assert all(not np.array_equal(np.asarray(d0[k]), np.asarray(d1[k])) for k in d0)
