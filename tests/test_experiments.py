@@ -1,14 +1,12 @@
 """Every experiments/ config loads, builds its model, loss and optimizer, and names real datasets."""
 import pathlib
 
-import jax
-import jax.numpy as jnp
 import pytest
 
 from jaxir import methods, registry
 from jaxir.config import load_config
 from jaxir.losses import build_loss
-from jaxir.parity import count_params, input_channels
+from jaxir.parity import count_params, example_inputs
 from jaxir.train.optim import make_optimizer
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
@@ -25,8 +23,7 @@ def test_config_builds(filename):
     entry = registry.get_entry(config.model.name)
     size = max(64, entry.min_size)
     size += (-size) % entry.pad_multiple
-    channels = input_channels(model)
-    assert count_params(model, jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32)) > 0
+    assert count_params(model, *example_inputs(entry, model, 1, size)) > 0  # timesteps/context where declared
     methods.build_method(config.get("method", None))  # importing a method registers its loss terms
     build_loss([dict(t) for t in config.loss.terms], multiscale=config.loss.get("multiscale", "bilinear"))
     make_optimizer(config.optim, int(config.train.num_steps))

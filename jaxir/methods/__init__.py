@@ -82,6 +82,7 @@ METHODS = {
     "compose": "jaxir.methods.compose:ComposedMethod",
     "freeze": "jaxir.methods.compose:Freeze",
     "gendeg": "jaxir.methods.gendeg:GenDegTraining",
+    "osdface": "jaxir.methods.osdface:OSDFaceTraining",
 }
 
 
