@@ -303,6 +303,8 @@ def cmd_gendeg_export(args, overrides) -> int:
     model = gendeg.to_generation_model(module, variables, CLIPTokenizer.from_pretrained(args.tokenizer))
     gendeg.save(args.out, model, gendeg.folder_kwargs(module))
     print(f"wrote {args.out} (for jaxir gendeg generate --model)")
+    return 0
+
 
 def cmd_osdface_convert(args, overrides) -> int:
     from jaxir.diffusion.latent import osdface_convert
