@@ -111,3 +111,5 @@ def test_params_from_a_path_and_clear_errors(tmp_path, monkeypatch):
         niqe_lib.load_params()
     with pytest.raises(ValueError, match="96x96"):
         niqe_lib.niqe(image[:90], params=str(path))
+    with pytest.raises(ValueError, match="two 96x96 blocks"):
+        niqe_lib.niqe(image[:100, :100], params=str(path))

@@ -181,7 +181,11 @@ def niqe_of_luma(luma: np.ndarray, params: dict[str, np.ndarray], dtype=np.float
             image = imresize(image / dtype(255.0), 0.5).astype(dtype) * dtype(255.0)
     features = np.concatenate(features, axis=1)
     mu_blocks = np.nanmean(features, axis=0)
-    cov_blocks = np.cov(features[~np.isnan(features).any(axis=1)], rowvar=False)
+    complete = features[~np.isnan(features).any(axis=1)]
+    if len(complete) < 2:  # BasicSR's np.cov would give NaN
+        raise ValueError(f"NIQE needs at least two {BLOCK}x{BLOCK} blocks with finite features; an image of "
+                         f"{luma.shape[0]}x{luma.shape[1]} has {len(features)}")
+    cov_blocks = np.cov(complete, rowvar=False)
     diff = params["mu_pris_param"].reshape(-1) - mu_blocks
     quality = diff @ np.linalg.pinv((params["cov_pris_param"] + cov_blocks) / 2) @ diff
     return float(np.sqrt(quality))
