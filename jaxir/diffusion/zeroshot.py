@@ -97,6 +97,33 @@ class ZeroShotRestorer:
                 raise ValueError("CM4IR runs its paper's 4 steps; --iterations is for RDMD")
             self.sigma_y = self.config.sigma_y
         self.scale = 4 if task == "sr4" else 1
+        self._run = jax.jit(self._restore)  # one compile per image size, reused across a folder
+
+    def _initial(self, degraded):
+        """(y, x_init) on [-1, 1], outside the jitted loop (inpainting's median fill is numpy)."""
+        y = 2 * jnp.asarray(degraded, jnp.float32) - 1
+        if self.method == "rdmd":
+            return y, (y if self.scale == 1 else self.operator.pinv(y))
+        from jaxir.diffusion import cm4ir
+
+        if self.task == "inpaint":
+            y = self.operator.forward(y)  # missing pixels read as 0, as the official y
+        return y, cm4ir.initial_estimate(self.operator, y, self.config, self.mask)
+
+    def _restore(self, y, x_init, key):
+        if self.method == "rdmd":
+            from jaxir.diffusion import rdmd
+            from jaxir.diffusion.gaussian import GaussianDiffusion
+
+            diffusion = GaussianDiffusion.from_schedule("linear", self.config.num_train_timesteps)
+            x0_fn = rdmd.adm_x0_fn(self.model, self.variables, diffusion)
+            out = rdmd.restore(x0_fn, self.operator, y, x_init, key, self.config)
+        else:
+            from jaxir.diffusion import cm4ir
+
+            network = cm4ir.cm_network(self.model, self.variables, self.labels)
+            out = cm4ir.restore(network, self.operator, y, x_init, key, self.config)
+        return (out + 1) / 2
 
     def _check_size(self, shape) -> None:
         h, w = shape[0] * self.scale, shape[1] * self.scale
@@ -118,19 +145,7 @@ class ZeroShotRestorer:
         """A [0, 1] HWC measurement -> the [0, 1] HWC restoration (noise from fold_in(key(seed), index))."""
         self._check_size(measurement.shape)
         key = jax.random.fold_in(jax.random.fold_in(self.key, 3), index)
-        degraded = jnp.asarray(measurement, jnp.float32)[None]
-        if self.method == "rdmd":
-            from jaxir.diffusion import rdmd
-
-            out = rdmd.restore_image(self.model, self.variables, self.operator, degraded, key, self.config)
-        else:
-            from jaxir.diffusion import cm4ir
-
-            y = self.operator.forward(2 * degraded - 1)  # missing pixels read as 0, as the official y
-            network = cm4ir.cm_network(self.model, self.variables, self.labels)
-            x_init = cm4ir.initial_estimate(self.operator, y, self.config, self.mask)
-            out = jax.jit(lambda k: cm4ir.restore(network, self.operator, y, x_init, k, self.config))(key)
-            out = (out + 1) / 2
+        out = self._run(*self._initial(np.asarray(measurement, np.float32)[None]), key)
         return np.clip(np.asarray(out)[0], 0.0, 1.0)
 
 
