@@ -104,7 +104,7 @@ def _random_inception(torch, path):
 
 
 @needs_basicsr
-@pytest.mark.slow  # an Inception and a 100-step DvSR sampler compile (minutes on 2 cores)
+@pytest.mark.heavy  # Inception + a 100-step DvSR sampler: ~9 CPU-minutes (30 min wall on the shared 2 cores)
 def test_dvsr_eval_reports_the_six_metrics_of_its_table_for_sample_and_average(gopro_tree, tmp_path, capsys):
     torch = pytest.importorskip("torch")
     _random_inception(torch, tmp_path / "inception.pth")
