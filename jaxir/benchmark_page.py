@@ -24,7 +24,7 @@ from jaxir.evaluation import _METRIC_LABELS, BenchmarkResult, _fmt, _paper_avera
 
 THUMBNAIL = 192
 # Lower is better for these; the page sorts by PSNR where scored, else by the first metric.
-_LOWER_IS_BETTER = {"mae", "lpips"}
+_LOWER_IS_BETTER = {"mae", "lpips", "niqe", "fid", "kid"}
 
 
 def _thumbnail(image: np.ndarray, side: int) -> np.ndarray:

@@ -59,6 +59,8 @@ def cmd_eval(args, overrides):
         return
     if args.report:
         raise UserError("--report goes with --benchmark")
+    if args.metrics or args.samples or args.inception:
+        raise UserError("--metrics, --inception and --samples go with --benchmark")
     from jaxir.train.loop import evaluate
 
     if not args.config:
@@ -339,6 +341,13 @@ def cmd_osdface_eval(args, overrides) -> int:
         fid_features=osdface_eval.inception_fid_features(args.inception) if args.inception else None)
     print("  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     return 0
+def cmd_zeroshot(args, overrides):
+    from jaxir.diffusion import zeroshot
+
+    written = zeroshot.run(args.method, args.task, args.prior, args.input, args.out, mask=args.mask,
+                           degrade=args.degrade, seed=args.seed, class_label=args.class_label,
+                           iterations=args.iterations)
+    print(f"wrote {len(written)} restoration(s) to {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -372,6 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", action="store_true", help="put the paper's reported numbers beside the measured ones")
     p.add_argument("--report", help="with --benchmark: write an HTML page (table beside the paper, per-image "
                                     "thumbnails worst first) to this folder")
+    p.add_argument("--metrics", help="with --benchmark: comma list of psnr,ssim,mae,lpips,niqe,fid,kid "
+                                     "(default: the benchmark's convention)")
+    p.add_argument("--inception", help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or .msgpack) for fid/kid")
+    p.add_argument("--niqe-params", help="BasicSR's niqe_pris_params.npz (default: from the installed basicsr)")
+    p.add_argument("--samples", type=int, default=0,
+                   help="with --benchmark, stochastic models (dvsr): score one sample and the K-sample average")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of --samples")
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("restore", help="restore an image or a folder of images")
@@ -538,6 +554,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--arcface-arch", default="r100", help="r18 | r34 | r50 | r100")
     g.add_argument("--inception", help="pytorch-fid Inception weights for FID (restored vs ground truths)")
     g.set_defaults(fn=cmd_osdface_eval)
+
+    p = sub.add_parser("zeroshot", help="zero-shot restoration with a diffusion prior: RDMD (ADM U-Net) or "
+                                        "CM4IR (consistency model)")
+    p.add_argument("method", choices=["rdmd", "cm4ir"])
+    p.add_argument("--task", required=True, choices=["deblur_gauss", "deblur_motion", "sr4", "inpaint"],
+                   help="official preset (rdmd: deblur_gauss, deblur_motion, sr4; cm4ir: deblur_gauss, sr4, inpaint)")
+    p.add_argument("--prior", required=True, help="converted prior (.msgpack): adm_unet for rdmd, cm_unet for cm4ir")
+    p.add_argument("--input", required=True, help="image or folder of measurements (clean images with --degrade)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--mask", help="inpaint: mask image or .npy (1 = observed), the restored image's size")
+    p.add_argument("--degrade", action="store_true",
+                   help="inputs are clean: measure them with the task's operator and noise first (as the official "
+                        "scripts), write the measurement too and print PSNRs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--class-label", type=int, help="class of a class-conditional prior (ImageNet-64 CMs)")
+    p.add_argument("--iterations", type=int, help="rdmd: iterations (official default 100)")
+    p.set_defaults(fn=cmd_zeroshot)
 
     p = sub.add_parser("list", help="list registered models and the official classes they reproduce")
     p.set_defaults(fn=cmd_list)

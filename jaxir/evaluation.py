@@ -44,9 +44,15 @@ DEFAULT_CACHE_DIR = "~/.cache/jaxir/tfds"
 
 INPUT_KINDS = ("paired", "dual_pixel", "synthetic")
 INPUT_QUANTIZATIONS = (None, "floor_uint8")
-_METRIC_LABELS = {"psnr": "PSNR", "ssim": "SSIM", "mae": "MAE", "lpips": "LPIPS"}
-_METRIC_DIGITS = {"psnr": 2, "ssim": 4, "mae": 4, "lpips": 4}
+_METRIC_LABELS = {"psnr": "PSNR", "ssim": "SSIM", "mae": "MAE", "lpips": "LPIPS", "niqe": "NIQE", "fid": "FID",
+                  "kid": "KID"}
+_METRIC_DIGITS = {"psnr": 2, "ssim": 4, "mae": 4, "lpips": 4, "niqe": 4, "fid": 2, "kid": 4}
+# Beyond a convention's paired metrics: NIQE (no reference, per image) and FID/KID (per set, restorations
+# against targets through pytorch-fid's Inception), the perceptual columns of diffusion papers (DvSR's table).
+EXTRA_METRICS = ("niqe", "fid", "kid")
+ALL_METRICS = ("psnr", "ssim", "mae", "lpips") + EXTRA_METRICS
 
+# One restoration per input, or several named ones (a stochastic model's sample and K-sample average).
 PredictFn = Callable[[np.ndarray], Any]
 # Called per image with (set name, image name, model input, restoration, target, scores).
 ImageHook = Callable[[str, str, np.ndarray, np.ndarray, np.ndarray, Mapping[str, float]], None]
@@ -562,10 +568,11 @@ class BenchmarkResult:
     sets: list[SetResult]
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     paper: tuple[PaperResult, ...] = ()
+    metric_names: tuple[str, ...] = ()  # the requested metrics (default: the convention's)
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return self.benchmark.metric_convention.metrics
+        return self.metric_names or self.benchmark.metric_convention.metrics
 
     @property
     def comparable(self) -> bool:
@@ -682,11 +689,57 @@ def _batches(source: Any, eval_set: EvalSet, pad_multiple: int):
                        num_threads=2, prefetch_buffer_size=2)
 
 
+@dataclasses.dataclass
+class PerceptualMetrics:
+    """What the metrics beyond a convention's paired ones need: NIQE's parameters
+    (`jaxir.metrics.niqe.load_params`) and the FID Inception (`load_fid_inception`)."""
+    niqe_params: Mapping[str, np.ndarray] | None = None
+    inception: tuple[Any, Any] | None = None
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    _extract: Any = dataclasses.field(default=None, repr=False)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        if self._extract is None:
+            from jaxir.metrics.fid import feature_extractor
+            self._extract = feature_extractor(*self.inception)
+        return self._extract(images)
+
+
+def check_metrics(metrics: Sequence[str], perceptual: PerceptualMetrics | None) -> tuple[str, ...]:
+    metrics = tuple(dict.fromkeys(metrics))
+    unknown = [m for m in metrics if m not in ALL_METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(ALL_METRICS)}")
+    if "niqe" in metrics and (perceptual is None or perceptual.niqe_params is None):
+        raise ValueError("NIQE needs its parameters (jaxir.metrics.niqe.load_params)")
+    if {"fid", "kid"} & set(metrics) and (perceptual is None or perceptual.inception is None):
+        raise ValueError("FID/KID need pytorch-fid's Inception weights: --inception PATH "
+                         "(pt_inception-2015-12-05-6726825d.pth or its converted .msgpack)")
+    return metrics
+
+
+def _paired_convention(convention: MetricConvention, metrics: Sequence[str]) -> MetricConvention | None:
+    """The convention restricted to the requested paired metrics (None when none is requested)."""
+    paired = tuple(m for m in metrics if m not in EXTRA_METRICS)
+    if not paired:
+        return None
+    quantize = convention.quantize_uint8
+    if not isinstance(quantize, bool):
+        quantize = tuple(m for m in quantize if m in paired) or False
+    return dataclasses.replace(convention, metrics=paired, quantize_uint8=quantize)
+
+
 def evaluate_set(eval_set: EvalSet, source: Any, predict_fn: PredictFn, convention: MetricConvention, *,
                  pad_multiple: int = 1, lpips_fn=None, progress: bool = False,
-                 on_image: ImageHook | None = None) -> SetResult:
+                 on_image: ImageHook | None = None, metrics: Sequence[str] | None = None,
+                 perceptual: PerceptualMetrics | None = None) -> list[SetResult]:
     """Per-image scores of `predict_fn` on one set's records (an `open_eval_set` source).
 
+    predict_fn returns the restored batch, or a mapping {label: batch} of several restorations
+    (each scored as its own row, named 'SET (label)'). metrics: default the convention's; NIQE
+    (per image, on the restoration clamped and, where the convention scores uint8, rounded) and
+    FID/KID (restorations against targets, over the set) need `perceptual`.
     on_image: called for every image with its input, restoration and target (HWC, at the
     scored size), e.g. to draw thumbnails. A set whose size differs from the protocol's is
     scored, warned about on stderr and marked not comparable.
@@ -696,13 +749,17 @@ def evaluate_set(eval_set: EvalSet, source: Any, predict_fn: PredictFn, conventi
     from data_pipelines.pipelines import crop_to, pad_to_multiple
     from jaxir.metrics.conventions import evaluate_per_image
 
+    metrics = check_metrics(metrics or convention.metrics, perceptual)
+    paired = _paired_convention(convention, metrics)
     if len(source) == 0:
         raise ValueError(f"{eval_set.name}: the {eval_set.dataset}:{eval_set.split} split is empty")
     synthesize = None
     if eval_set.input == "synthetic":
         from jaxir.degradations import build_synthesizer
         synthesize = build_synthesizer([dict(op) for op in eval_set.degradation])
-    per_image: list[dict[str, Any]] = []
+    per_image: dict[str | None, list[dict[str, Any]]] = {}
+    features: dict[str | None, list[np.ndarray]] = {}
+    set_level = [m for m in ("fid", "kid") if m in metrics]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -715,28 +772,74 @@ def evaluate_set(eval_set: EvalSet, source: Any, predict_fn: PredictFn, conventi
             degraded = pad_to_multiple(degraded, pad_multiple)
         else:
             degraded = batch["input"]
-        restored = np.asarray(predict_fn(np.asarray(degraded, np.float32)))
-        if restored.ndim != 4 or restored.shape[0] != target.shape[0] or restored.shape[-1] != target.shape[-1]:
-            raise ValueError(f"{eval_set.name}: the model returned shape {restored.shape} for inputs of shape "
-                             f"{np.shape(degraded)}; expected {target.shape[-1]}-channel images")
-        restored = crop_to(restored, batch["hw"])
-        scores = evaluate_per_image(restored, target, convention, lpips_fn)
+        outputs = predict_fn(np.asarray(degraded, np.float32))
+        outputs = dict(outputs) if isinstance(outputs, Mapping) else {None: outputs}
         shown_input = crop_to(np.asarray(degraded), batch["hw"]) if on_image is not None else None
-        for i, name in enumerate(batch["name"]):
-            per_image.append({"name": str(name), **{m: float(np.asarray(v)[i]) for m, v in scores.items()}})
-            if on_image is not None:
-                on_image(eval_set.name, str(name), shown_input[i], restored[i], np.asarray(target[i]),
-                         per_image[-1])
+        if set_level:
+            features.setdefault("target", []).append(perceptual.features(np.asarray(target, np.float32)))
+        for label, restored in outputs.items():
+            restored = np.asarray(restored)
+            if (restored.ndim != 4 or restored.shape[0] != target.shape[0]
+                    or restored.shape[-1] != target.shape[-1]):
+                raise ValueError(f"{eval_set.name}: the model returned shape {restored.shape} for inputs of "
+                                 f"shape {np.shape(degraded)}; expected {target.shape[-1]}-channel images")
+            restored = crop_to(restored, batch["hw"])
+            scores = evaluate_per_image(restored, target, paired, lpips_fn) if paired is not None else {}
+            scored = _scored_pixels(restored, convention)
+            if "niqe" in metrics:
+                from jaxir.metrics.niqe import niqe
+                scores["niqe"] = [niqe(image, convention.crop_border, params=perceptual.niqe_params)
+                                  for image in scored]
+            if set_level:
+                features.setdefault(label, []).append(perceptual.features(scored))
+            rows = per_image.setdefault(label, [])
+            for i, name in enumerate(batch["name"]):
+                rows.append({"name": str(name), **{m: float(np.asarray(v)[i]) for m, v in scores.items()}})
+                if on_image is not None:
+                    on_image(_row_name(eval_set.name, label), str(name), shown_input[i], restored[i],
+                             np.asarray(target[i]), rows[-1])
         if bar is not None:
             bar.update(len(target))
     if bar is not None:
         bar.close()
-    means = {m: float(np.mean(np.asarray([r[m] for r in per_image], np.float64))) for m in convention.metrics}
-    result = SetResult(eval_set.name, eval_set.dataset, eval_set.split, len(per_image), means, per_image,
-                       eval_set.expected_count)
-    if not result.comparable:
-        print(f"warning: {result.count_warning()}", file=sys.stderr)
-    return result
+    results = []
+    for label, rows in per_image.items():
+        means = {m: float(np.mean(np.asarray([r[m] for r in rows], np.float64)))
+                 for m in metrics if m not in set_level}
+        if set_level:
+            means.update(_set_level_scores(np.concatenate(features[label]), np.concatenate(features["target"]),
+                                           set_level, perceptual))
+        results.append(SetResult(_row_name(eval_set.name, label), eval_set.dataset, eval_set.split, len(rows),
+                                 {m: means[m] for m in metrics}, rows, eval_set.expected_count))
+    if not results[0].comparable:
+        print(f"warning: {results[0].count_warning()}", file=sys.stderr)
+    return results
+
+
+def _row_name(set_name: str, label: str | None) -> str:
+    return set_name if label is None else f"{set_name} ({label})"
+
+
+def _scored_pixels(restored: np.ndarray, convention: MetricConvention) -> np.ndarray:
+    """What the no-reference and distribution metrics see: clamped, rounded to uint8 levels where the
+    convention scores saved uint8 images."""
+    pixels = np.clip(np.asarray(restored, np.float32), 0.0, 1.0)
+    return np.round(pixels * 255.0) / 255.0 if convention.quantize_uint8 is True else pixels
+
+
+def _set_level_scores(restored: np.ndarray, target: np.ndarray, metrics: Sequence[str],
+                      perceptual: PerceptualMetrics) -> dict[str, float]:
+    from jaxir.metrics import fid as fidlib
+
+    if len(restored) < 2:
+        raise ValueError("FID/KID need at least two images in a set")
+    scores = {}
+    if "fid" in metrics:
+        scores["fid"] = fidlib.fid(restored, target)
+    if "kid" in metrics:
+        scores["kid"] = fidlib.kid(restored, target, subsets=perceptual.kid_subsets,
+                                   subset_size=perceptual.kid_subset_size)[0]
+    return scores
 
 
 def evaluate_benchmark(benchmark: str | Benchmark, predict_fn: PredictFn, *,
@@ -744,7 +847,9 @@ def evaluate_benchmark(benchmark: str | Benchmark, predict_fn: PredictFn, *,
                        sources: Mapping[str, Any] | None = None, input_channels: int | None = None,
                        pad_multiple: int = 1, cache_dir: str | os.PathLike | None = None,
                        model: Mapping[str, Any] | None = None, paper: Sequence[PaperResult] = (),
-                       progress: bool = False, on_image: ImageHook | None = None) -> BenchmarkResult:
+                       progress: bool = False, on_image: ImageHook | None = None,
+                       metrics: Sequence[str] | None = None,
+                       perceptual: PerceptualMetrics | None = None) -> BenchmarkResult:
     """Runs `predict_fn` (NHWC float32 batch -> restored NHWC) over a benchmark's sets.
 
     benchmark: a Benchmark or 'NAME[:SET,...]'. sets: restrict to these sets.
@@ -753,6 +858,7 @@ def evaluate_benchmark(benchmark: str | Benchmark, predict_fn: PredictFn, *,
     input_channels: the model's input channels, checked against the benchmark's.
     pad_multiple: inputs are reflect-padded to it; outputs are cropped back.
     model: description stored with the results; paper: published numbers shown beside.
+    metrics: what to report (default the convention's; see `evaluate_set` for NIQE/FID/KID).
     """
     if isinstance(benchmark, str):
         benchmark, selected = get_benchmark(benchmark)
@@ -766,8 +872,9 @@ def evaluate_benchmark(benchmark: str | Benchmark, predict_fn: PredictFn, *,
             raise ValueError(f"benchmark {benchmark.name!r} set {eval_set.name!r} feeds "
                              f"{kind[eval_set.channels]} inputs but the model takes {input_channels} channels")
     convention = benchmark.metric_convention
+    metrics = check_metrics(metrics or convention.metrics, perceptual)
     lpips_fn = None
-    if "lpips" in convention.metrics:
+    if "lpips" in metrics:
         from jaxir.metrics.lpips import LPIPS
         lpips_fn = LPIPS(convention.lpips_net)
     results = []
@@ -776,9 +883,10 @@ def evaluate_benchmark(benchmark: str | Benchmark, predict_fn: PredictFn, *,
             source = _EvalView(sources[eval_set.name], eval_set)
         else:
             source = open_eval_set(eval_set, data_dir, cache_dir)
-        results.append(evaluate_set(eval_set, source, predict_fn, convention, pad_multiple=pad_multiple,
-                                    lpips_fn=lpips_fn, progress=progress, on_image=on_image))
-    return BenchmarkResult(benchmark, results, dict(model or {}), tuple(paper))
+        results += evaluate_set(eval_set, source, predict_fn, convention, pad_multiple=pad_multiple,
+                                lpips_fn=lpips_fn, progress=progress, on_image=on_image, metrics=metrics,
+                                perceptual=perceptual)
+    return BenchmarkResult(benchmark, results, dict(model or {}), tuple(paper), metrics)
 
 
 def write_results(result: BenchmarkResult, out_dir: str | os.PathLike,
@@ -827,6 +935,53 @@ def _load_model(args, overrides):
     return name, kwargs, module, variables, {"name": name, "kwargs": kwargs, "weights": weights}
 
 
+def parse_metrics(spec: str | None) -> tuple[str, ...] | None:
+    """'psnr,ssim,lpips,niqe,fid,kid' -> the names (None: the convention's)."""
+    if not spec:
+        return None
+    metrics = tuple(m.strip().lower() for m in spec.split(",") if m.strip())
+    unknown = [m for m in metrics if m not in ALL_METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"--metrics: unknown {unknown}; choose from {','.join(ALL_METRICS)}")
+    return metrics
+
+
+def perceptual_metrics(metrics: Sequence[str] | None, inception: str | None = None,
+                       niqe_params: str | None = None) -> PerceptualMetrics | None:
+    """Loads what NIQE / FID / KID need, failing early with the missing file's name."""
+    if not metrics or not set(metrics) & set(EXTRA_METRICS):
+        return None
+    perceptual = PerceptualMetrics()
+    if "niqe" in metrics:
+        from jaxir.metrics.niqe import load_params
+        perceptual.niqe_params = load_params(niqe_params)
+    if {"fid", "kid"} & set(metrics):
+        if not inception:
+            raise ValueError("--metrics fid/kid need --inception PATH (pytorch-fid's "
+                             "pt_inception-2015-12-05-6726825d.pth or its `jaxir convert`ed .msgpack)")
+        if not pathlib.Path(inception).is_file():
+            raise FileNotFoundError(f"--inception {inception} does not exist")
+        from jaxir.metrics.inception import load_fid_inception
+        perceptual.inception = load_fid_inception(inception)
+    return perceptual
+
+
+def stochastic_predict_fn(entry, model, variables, samples: int, seed: int = 0) -> PredictFn:
+    """Batch -> {'sample': one stochastic restoration, 'SA-K': the mean of K} for a model with a sampler
+    (DvSR's "Ours" and "Ours-SA"); each call draws from fold_in(key(seed), call index)."""
+    from jaxir.inference import make_sample_fn
+
+    if samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {samples}")
+    sample_fn = make_sample_fn(entry, model, variables, samples, seed, fold_calls=True)
+
+    def predict(batch: np.ndarray) -> dict[str, np.ndarray]:
+        average, sample = sample_fn(batch)
+        return {"sample": sample, f"SA-{samples}": average}
+
+    return predict
+
+
 def list_benchmarks() -> str:
     width = max(len(n) for n in BENCHMARKS)
     return "\n".join(f"{name:{width}s}  {b.title}  [sets: {', '.join(s.name for s in b.sets)}]"
@@ -843,15 +998,25 @@ def run_benchmark(args, overrides, on_image: ImageHook | None = None) -> Benchma
     from jaxir.inference import make_predict_fn
     from jaxir.parity import input_channels
 
+    metrics = parse_metrics(getattr(args, "metrics", None))
+    perceptual = perceptual_metrics(metrics, getattr(args, "inception", None), getattr(args, "niqe_params", None))
     name, _, module, variables, description = _load_model(args, overrides)
     entry = registry.get_entry(name)
     channels = input_channels(module)
-    predict = make_predict_fn(module, variables, entry.pad_multiple, entry.min_size)
+    samples = getattr(args, "samples", 0) or 0
+    if samples:
+        predict = stochastic_predict_fn(entry, module, variables, samples, getattr(args, "seed", 0))
+        description["samples"] = {"count": samples, "seed": getattr(args, "seed", 0)}
+    else:
+        if entry.stochastic_restore is not None:
+            print(f"note: {name} is stochastic; scoring its deterministic output. --samples K scores one "
+                  f"sample and the K-sample average", file=sys.stderr)
+        predict = make_predict_fn(module, variables, entry.pad_multiple, entry.min_size)
     matched = tuple(r for r in benchmark.paper if r.matches(name, module))
     result = evaluate_benchmark(
         benchmark, predict, data_dir=getattr(args, "data_dir", None), sets=[s.name for s in selected],
         input_channels=channels, pad_multiple=entry.pad_multiple, model=description, paper=matched,
-        progress=sys.stderr.isatty(), on_image=on_image)
+        progress=sys.stderr.isatty(), on_image=on_image, metrics=metrics, perceptual=perceptual)
     out = getattr(args, "out", None) or getattr(args, "workdir", None) or "."
     markdown, data = write_results(result, out, paper=bool(getattr(args, "paper", False)))
     print(result.to_markdown(paper=bool(getattr(args, "paper", False))))

@@ -32,19 +32,27 @@ def make_predict_fn(model, variables, pad_multiple: int = 1, min_size: int = 1) 
     return predict
 
 
-def make_sample_fn(entry, model, variables, num_samples: int, seed: int = 0):
-    """NHWC batch -> (average of K stochastic restorations, one of them), for models with a sampler."""
+def make_sample_fn(entry, model, variables, num_samples: int, seed: int = 0, fold_calls: bool = False):
+    """NHWC batch -> (average of K stochastic restorations, one of them), for models with a sampler.
+
+    fold_calls: draw call i's noise from fold_in(key(seed), i) (fresh noise per image of a dataset)
+    instead of key(seed) every call."""
     if entry.stochastic_restore is None:
         raise ValueError(f"{entry.name} is deterministic; --samples needs a stochastic model (e.g. dvsr)")
     channels = input_channels(model)
     run = jax.jit(lambda v, x, key: entry.stochastic_restore(model, v, x, key, num_samples))
+    calls = [0]
 
     def predict(batch: np.ndarray):
         if batch.ndim != 4 or batch.shape[-1] != channels:
             raise ValueError(f"model expects {channels}-channel images, got an image of shape {batch.shape[1:]}")
         h, w = batch.shape[1:3]
         padded = pad_for_model(jnp.asarray(batch, jnp.float32), entry.pad_multiple, entry.min_size)
-        average, sample = run(variables, padded, jax.random.key(seed))
+        key = jax.random.key(seed)
+        if fold_calls:
+            key = jax.random.fold_in(key, calls[0])
+            calls[0] += 1
+        average, sample = run(variables, padded, key)
         return np.asarray(average)[:, :h, :w], np.asarray(sample)[:, :h, :w]
 
     return predict

@@ -64,14 +64,20 @@ def kid(features_a: np.ndarray, features_b: np.ndarray, subsets: int = 100, subs
     return float(np.mean(values)), float(np.std(values))
 
 
+def feature_extractor(model, variables):
+    """NHWC [0, 1] batch -> (N, 2048) features, one jitted function to call image after image."""
+    apply = jax.jit(lambda v, x: model.apply(v, x))
+    return lambda batch: np.asarray(apply(variables, jnp.asarray(batch, jnp.float32)))
+
+
 def inception_features(model, variables, images: Iterable[np.ndarray], batch_size: int = 16) -> np.ndarray:
     """2048-d pool features of HWC [0, 1] images (any size: the network resizes to 299)."""
-    apply = jax.jit(lambda v, x: model.apply(v, x))
+    extract = feature_extractor(model, variables)
     feats, batch = [], []
 
     def flush():
         if batch:
-            feats.append(np.asarray(apply(variables, jnp.asarray(np.stack(batch), jnp.float32))))
+            feats.append(extract(np.stack(batch)))
             batch.clear()
 
     shape = None
