@@ -111,9 +111,13 @@ class MeanScaleHyperprior(nn.Module):
         x = self.g_s_5(self.g_s_4(x))
         return self.g_s_6(x)
 
-    def forward(self, x, train: bool = False):
+    def encode(self, x):
+        """x -> (y, z), the encoder side of the bitstream coder."""
         y = self.analyse(x)
-        z = self.hyper_analyse(y)
+        return y, self.hyper_analyse(y)
+
+    def forward(self, x, train: bool = False):
+        y, z = self.encode(x)
         z_hat, z_likelihoods = self.entropy_bottleneck(z, train=train)
         scales, means = self.hyper_synthesise(z_hat)
         y_hat, y_likelihoods = self.gaussian_conditional(y, scales, means, train=train)
