@@ -66,8 +66,31 @@ def cmd_eval(args, overrides):
     config = _config_from_args(args, overrides)
     if not (args.workdir or args.checkpoint):
         raise UserError("eval needs --workdir RUN (a training run) or --checkpoint W.msgpack (converted weights)")
-    metrics = evaluate(config, args.workdir or args.checkpoint)
+    from jaxir.codec.evaluation import add_rd_point, evaluate_codec, is_codec, load_codec
+
+    codec = load_codec(config, args.workdir or args.checkpoint) if _is_codec_config(config) else None
+    if codec is not None and is_codec(codec[0]):
+        # Learned codecs: real bitstreams, bpp beside PSNR/SSIM.
+        metrics = evaluate_codec(config, None, *codec)
+        if args.rd_curve:
+            label = args.rd_label or str(args.config).rpartition("/")[2]
+            print(f"wrote {add_rd_point(args.rd_curve, label, metrics)}")
+    else:
+        if args.rd_curve:
+            raise UserError("--rd-curve needs a learned codec (allinone_codec)")
+        metrics = evaluate(config, args.workdir or args.checkpoint)
     print(json.dumps(metrics, indent=2))
+
+
+def _is_codec_config(config) -> bool:
+    """Whether the config's model is a learned codec (building a Linen module touches no weights)."""
+    from jaxir import registry
+    from jaxir.codec.evaluation import is_codec
+
+    try:
+        return is_codec(registry.build_model(config.model.name, **dict(config.model.get("kwargs", {}))))
+    except (KeyError, TypeError):
+        return False
 
 
 def cmd_parity(args, overrides):
@@ -346,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", action="store_true", help="put the paper's reported numbers beside the measured ones")
     p.add_argument("--report", help="with --benchmark: write an HTML page (table beside the paper, per-image "
                                     "thumbnails worst first) to this folder")
+    p.add_argument("--rd-curve", help="learned codecs: add this run's (bpp, PSNR, SSIM) to OUT.json beside this "
+                                      "PNG and redraw the rate-distortion curve there")
+    p.add_argument("--rd-label", help="the point's label on the RD curve (default: the config argument)")
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("restore", help="restore an image or a folder of images")
