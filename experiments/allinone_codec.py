@@ -5,7 +5,7 @@ of jaxir.models.allinone_codec on degraded inputs against clean targets.
     jaxir eval --config experiments/allinone_codec.py:allinone:0.0130 --workdir runs/aio-q4 --rd-curve rd.png
     jaxir compress photo.png photo.bin --config experiments/allinone_codec.py:allinone:0.0130 --workdir runs/aio-q4
 
-Argument '<setting>:<λ>'. Settings: the paper's degradations, synthesised from clean images on the fly
+Argument '<setting>:<λ>' (default 'allinone:0.0018'). Settings: the paper's degradations, synthesised from clean images on the fly
 (config.data.train's `clean` source; the bundled photos unless set): 'noise' (Gaussian, σ in [15, 50]/255),
 'rain' (the heavy-rain model T⊙(x+S)+(1−T)⊙A), 'haze' (atmospheric scattering), 'clean' (no degradation: the
 paper keeps clean-image compression performance), and 'allinone' (a task mixture of clean, noise, rain and
@@ -25,7 +25,7 @@ SETTINGS = {
     "rain": [{"name": "rain"}],
     "haze": [{"name": "haze"}],
 }
-VARIANTS = [f"{setting}:{lmbda}" for setting in (*SETTINGS, "allinone") for lmbda in LAMBDAS]
+VARIANTS = [f"{setting}:{lmbda}" for setting in ("allinone", *SETTINGS) for lmbda in LAMBDAS]
 MODEL_KWARGS = {"N": 128, "M": 192, "stage_blocks": [2, 2, 2], "num_heads": 4, "window": 8,
                 "num_representations": 5, "representation_size": 16, "representation_dim": 32}
 
@@ -57,6 +57,7 @@ def codec_config(setting: str, lmbda: float, model_kwargs: dict | None = None, c
 
 
 def get_config(arg: str | None = None):
+    arg = arg or VARIANTS[0]
     if arg not in VARIANTS:
         raise ValueError(f"allinone_codec takes '<setting>:<lambda>', one of {', '.join(VARIANTS)}; got {arg!r}")
     setting, _, lmbda = arg.partition(":")

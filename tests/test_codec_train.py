@@ -30,6 +30,7 @@ def test_config_variants():
     assert {t["name"] for t in c.loss.terms} == {"l2", "rate", "aux"}
     assert len(VARIANTS) == 30 and "allinone:0.0483" in VARIANTS
     assert get_config("allinone:0.0018").data.train["source"] == "task_mixture"
+    assert get_config().model.name == "allinone_codec"
     with pytest.raises(ValueError):
         get_config("noise")
 

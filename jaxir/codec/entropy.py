@@ -176,14 +176,6 @@ class EntropyBottleneck(nn.Module):
         p = jnp.moveaxis(p.reshape(self.channels, *z.shape[:-1]), 0, -1)
         return z_hat, p
 
-    def pmf_table(self):
-        """What the range coder needs per channel, as numpy: (pmf over the integer offsets from the median in
-        [-minima, maxima], minima, maxima, tail mass), as CompressAI's `update()` derives its CDFs."""
-        medians = self.medians()
-        minima = jnp.maximum(jnp.ceil(medians - self.quantiles[:, 0, 0]), 0).astype(jnp.int32)
-        maxima = jnp.maximum(jnp.ceil(self.quantiles[:, 0, 2] - medians), 0).astype(jnp.int32)
-        return medians, minima, maxima
-
 
 # -- Gaussian conditional --------------------------------------------------------------------------------
 

@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxir.codec.entropy import GDN, EntropyBottleneck, GaussianConditional
-from jaxir.losses import AUX_COLLECTION
 from jaxir.models.blocks import Conv2d, ConvTranspose2d, iohw_to_hwio, oihw_to_hwio
 
+AUX_COLLECTION = "aux"  # the collection jaxir.losses reads sown training outputs from (models sit below it)
 RATE_BITS = "rate_bits"
 ENTROPY_AUX = "entropy_aux"
 DOWNSAMPLING = 64  # g_a halves 4 times, h_a twice more: inputs are padded to a multiple of 64
