@@ -33,6 +33,7 @@ def _photo(h=70, w=90):
     return np.asarray(BundledPhotos(split="train")[0]["target"], np.float32)[:h, :w] / 255.0
 
 
+@pytest.mark.slow  # compiles the codec's forward beside its coder's three transforms
 def test_round_trip_reproduces_forward_and_bpp_is_file_size(tmp_path):
     model, variables = tiny_codec()
     image = _photo()
