@@ -51,12 +51,15 @@ def evaluate_codec(config, workdir_or_weights, model=None, variables=None, name=
     if dataset is None:
         raise ValueError("config.data.eval is not set: nothing to evaluate on")
     coder = Coder(model, variables, name)
-    degradation = list(config.data.get("degradation") or [])
+    degradation = [dict(d.to_dict() if hasattr(d, "to_dict") else d) for d in config.data.get("degradation") or []]
     totals: dict[str, float] = {}
     count = 0
     for batch in dataset:
         fields = {k: jnp.asarray(v) for k, v in batch.items() if k != "hw" and np.asarray(v).dtype.kind in "biuf"}
-        inputs = np.asarray(degraded_input(fields, degradation, None), np.float32)
+        if degradation or "input" in fields:
+            inputs = np.asarray(degraded_input(fields, degradation, None), np.float32)
+        else:  # the 'clean' setting: the codec compresses the clean image itself
+            inputs = np.asarray(fields["target"], np.float32)
         for i, target in enumerate(np.asarray(batch["target"], np.float32)):
             h, w = target.shape[:2]
             data = coder.compress(np.clip(inputs[i, :h, :w], 0.0, 1.0))
