@@ -68,8 +68,31 @@ def cmd_eval(args, overrides):
     config = _config_from_args(args, overrides)
     if not (args.workdir or args.checkpoint):
         raise UserError("eval needs --workdir RUN (a training run) or --checkpoint W.msgpack (converted weights)")
-    metrics = evaluate(config, args.workdir or args.checkpoint)
+    from jaxir.codec.evaluation import add_rd_point, evaluate_codec, is_codec, load_codec
+
+    codec = load_codec(config, args.workdir or args.checkpoint) if _is_codec_config(config) else None
+    if codec is not None and is_codec(codec[0]):
+        # Learned codecs: real bitstreams, bpp beside PSNR/SSIM.
+        metrics = evaluate_codec(config, None, *codec)
+        if args.rd_curve:
+            label = args.rd_label or str(args.config).rpartition("/")[2]
+            print(f"wrote {add_rd_point(args.rd_curve, label, metrics)}")
+    else:
+        if args.rd_curve:
+            raise UserError("--rd-curve needs a learned codec (allinone_codec)")
+        metrics = evaluate(config, args.workdir or args.checkpoint)
     print(json.dumps(metrics, indent=2))
+
+
+def _is_codec_config(config) -> bool:
+    """Whether the config's model is a learned codec (building a Linen module touches no weights)."""
+    from jaxir import registry
+    from jaxir.codec.evaluation import is_codec
+
+    try:
+        return is_codec(registry.build_model(config.model.name, **dict(config.model.get("kwargs", {}))))
+    except (KeyError, TypeError):
+        return False
 
 
 def cmd_parity(args, overrides):
@@ -239,6 +262,50 @@ def cmd_zoo(args, overrides):
         print(f"reproduce the published scores with: {entry.eval_command.replace(entry.name + '.msgpack', str(path))}")
 
 
+def _codec_from_args(args, overrides):
+    """(model, variables, name) of --weights FILE or --config with --workdir, for compress/decompress."""
+    from jaxir.codec.evaluation import is_codec, load_codec
+
+    if args.weights:
+        model, variables, name = load_codec(None, args.weights)
+    elif args.config and args.workdir:
+        model, variables, name = load_codec(_config_from_args(args, overrides), args.workdir)
+    else:
+        raise UserError("needs --weights FILE, or --config FILE with --workdir DIR")
+    if not is_codec(model):
+        raise UserError(f"{name} is not a learned codec")
+    if args.model and args.model != name:
+        raise UserError(f"--model {args.model} but the weights are of {name}")
+    return model, variables, name
+
+
+def cmd_compress(args, overrides):
+    from jaxir.codec.bitstream import Coder, bits_per_pixel
+    from jaxir.io import read_image
+
+    image = read_image(args.input)
+    coder = Coder(*_codec_from_args(args, overrides))
+    data = coder.compress(image)
+    out = pathlib.Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    h, w = image.shape[:2]
+    print(f"{args.input} -> {out}: {len(data)} bytes, {bits_per_pixel(data, h, w):.4f} bpp")
+
+
+def cmd_decompress(args, overrides):
+    from jaxir.codec.bitstream import Coder, Encoded, bits_per_pixel
+    from jaxir.io import write_image
+
+    data = pathlib.Path(args.input).read_bytes()
+    header = Encoded.from_bytes(data)
+    coder = Coder(*_codec_from_args(args, overrides))
+    restored = coder.decompress(data)
+    write_image(args.output, restored.clip(0.0, 1.0))
+    print(f"{args.input} -> {args.output}: {header.width}x{header.height}, "
+          f"{bits_per_pixel(data, header.height, header.width):.4f} bpp")
+
+
 def cmd_list(args, overrides):
     from jaxir import registry
 
@@ -388,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=0,
                    help="with --benchmark, stochastic models (dvsr): score one sample and the K-sample average")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed of --samples")
+    p.add_argument("--rd-curve", help="learned codecs: add this run's (bpp, PSNR, SSIM) to OUT.json beside this "
+                                      "PNG and redraw the rate-distortion curve there")
+    p.add_argument("--rd-label", help="the point's label on the RD curve (default: the config argument)")
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("restore", help="restore an image or a folder of images")
@@ -572,6 +642,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, help="rdmd: iterations (official default 100)")
     p.set_defaults(fn=cmd_zeroshot)
 
+    for command, helptext, fn in (
+            ("compress", "code an image to a .bin bitstream with a learned codec (allinone_codec)", cmd_compress),
+            ("decompress", "decode a .bin bitstream to an image (the codec restores while decoding)", cmd_decompress)):
+        p = sub.add_parser(command, help=helptext)
+        p.add_argument("input")
+        p.add_argument("output")
+        p.add_argument("--weights", help="the codec's weights (.msgpack: a converted or exported model)")
+        p.add_argument("--config", help="experiments config of a training run (with --workdir)")
+        p.add_argument("--workdir", help="training workdir whose latest checkpoint to use")
+        p.add_argument("--model", help="the registered codec the weights must be of (a check)")
+        p.set_defaults(fn=fn)
+
     p = sub.add_parser("list", help="list registered models and the official classes they reproduce")
     p.set_defaults(fn=cmd_list)
     return parser
@@ -583,7 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     # `--config.key=value` overrides are not argparse options; split them off first.
     overrides = [a for a in argv if a.startswith("--config.")]
     args = parser.parse_args([a for a in argv if not a.startswith("--config.")])
-    if overrides and args.command not in ("train", "demo", "eval", "convert", "restore", "bench", "recipe"):
+    if overrides and args.command not in ("train", "demo", "eval", "convert", "restore", "bench", "recipe",
+                                          "compress", "decompress"):
         parser.error(f"`{args.command}` takes no --config.KEY overrides")
     from jaxir.config import ConfigError
     from jaxir.convert.state_dict import ConversionError

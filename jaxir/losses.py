@@ -19,6 +19,9 @@ batch, matching the PyTorch reductions of the official training code:
                (nn.CrossEntropyLoss; degradation classifiers, with loss.target='task')
   aux          the mean of the values a model sows under `aux/<key>` in
                training (MoCE-IR's router balance loss: key 'balance_loss')
+  rate         bits per pixel of a learned codec: the bits it sows under
+               `aux/rate_bits` over the output's B·H·W (with l2 weighted λ·255²:
+               CompressAI's rate–distortion loss λ·255²·MSE + bpp)
 
 Terms that read more than (pred, target) take a `LossContext`: what the model
 sowed in the `aux` collection during the train step, and the batch's task
@@ -186,9 +189,18 @@ _TERMS: dict[str, tuple[Callable[..., LossFn], tuple[str, ...]]] = {
     "vgg_perceptual": (_make_vgg_perceptual, ()),
 }
 MULTISCALE_MODES = ("bilinear", "nearest")
+def rate_loss(context: LossContext, pred: jax.Array, key: str = "rate_bits") -> jax.Array:
+    """Bits per pixel: the total bits a codec sowed under `key` (−Σ log₂ p of its latents) over B·H·W of pred."""
+    values = context.sown(key)
+    if not values:
+        raise ValueError(f"loss term 'rate' wants the bits a codec sows under {key!r}, but the model sowed none")
+    return sum(jnp.asarray(v, jnp.float32) for v in values) / (pred.shape[0] * pred.shape[1] * pred.shape[2])
+
+
 # Terms of (pred, target, LossContext); they apply to the last output only.
 _CONTEXT_TERMS: dict[str, tuple[Callable[..., Callable], tuple[str, ...]]] = {
     "aux": (lambda key: lambda p, t, ctx: aux_loss(ctx, key), ("key",)),
+    "rate": (lambda key="rate_bits": lambda p, t, ctx: rate_loss(ctx, p, key), ("key",)),
 }
 LOSS_NAMES = tuple(_TERMS) + tuple(_CONTEXT_TERMS)
 

@@ -40,6 +40,7 @@ _MODEL_MODULES = (
     "jaxir.models.mair",
     "jaxir.models.mambairv2",
     "jaxir.models.acl",
+    "jaxir.models.allinone_codec",
 )
 
 
