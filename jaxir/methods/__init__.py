@@ -74,6 +74,7 @@ METHODS = {
     "moco": "jaxir.methods.moco:AirNetMoCo",
     "rcot": "jaxir.methods.ot:ResidualConditionedOT",
     "tur": "jaxir.methods.tur:TaskUncertainty",
+    "vlu": "jaxir.methods.vlu:FrozenCLIPExtractor",
 }
 
 

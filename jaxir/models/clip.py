@@ -269,7 +269,7 @@ def preprocess(image, size: int = 224, mean=OPENAI_MEAN, std=OPENAI_STD):
 
 # open_clip key -> this module's path: one regex set for both towers (the text tower's keys have no prefix).
 OPEN_CLIP_RENAMES = (
-    (r"^visual\.transformer\.resblocks\.", "visual.encoder.layers."),
+    (r"(^|\.)visual\.transformer\.resblocks\.", r"\1visual.encoder.layers."),
     (r"^transformer\.resblocks\.", "text.text_model.encoder.layers."),
     (r"^token_embedding\.", "text.text_model.embeddings.token_embedding."),
     (r"^positional_embedding$", "text.text_model.embeddings.position_embedding.weight"),

@@ -12,6 +12,14 @@ act as the proximal denoiser. The prompt is a softmax(linear(v))-weighted sum of
 `de_dim` learned prompts, v being the 512-d CLIP degradation vector of the input,
 bilinearly resized to the feature size. A second stream of image features y runs
 beside the features through the same U-Net (its own down/up-samplers).
+
+`VLUNetCLIP` (`vlu_net_clip`) is the whole system as the official train.py/test.py run
+it: the degradation vector is computed from the input by a frozen open_clip ViT-B/32
+image tower followed by the fine-tuned adapter MLP (net/clip.py `DA_adapter`,
+`get_image_features`), on the input resized to 224 and normalised as
+utils/dataset_utils_clip.py does. Submodules keep the official LightningModule's names
+(`net`, `model_degradation.ad_imageEncoder.{clip_model.visual, adapter}`), so its
+checkpoints convert as they are.
 """
 from __future__ import annotations
 
@@ -23,8 +31,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxir import registry
+from jaxir.convert.state_dict import ConvertHooks
 from jaxir.models.attention import dot_product_attention, l2_normalize, merge_heads, split_heads
-from jaxir.models.blocks import Conv2d, Linear, interpolate_bilinear
+from jaxir.models.blocks import Conv2d, LayerNorm, Linear, interpolate_bilinear
+from jaxir.models.clip import OPEN_CLIP_IGNORED, OPEN_CLIP_RENAMES, OpenCLIPVisual, preprocess
 from jaxir.models.restormer import MDTA, Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
 
 Dtype = Any
@@ -172,6 +182,118 @@ class VLUNet(nn.Module):
         return out.astype(jnp.float32)
 
 
+ADAPTER_ACTIVATIONS = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "leaky_relu": lambda x: jax.nn.leaky_relu(x, 0.01),
+}
+
+
+def adapter_mlp(x, act: str = "gelu"):
+    """The official adapter `nn.Sequential`: (Linear, LayerNorm) x 3 on the 512-d CLIP feature with an
+    activation between, as layers `adapter_0, _1, _3, _4, _6, _7` of the calling compact module. net/clip.py
+    (train.py, test.py) has GELU, the fine-tuning notebook LeakyReLU; neither has parameters."""
+    for i in range(3):
+        if i:
+            x = ADAPTER_ACTIVATIONS[act](x)
+        x = Linear(DEGRADATION_DIM, name=f"adapter_{3 * i}")(x)
+        x = LayerNorm(1e-5, name=f"adapter_{3 * i + 1}")(x)
+    return x
+
+
+class _ImageTower(nn.Module):
+    """An open_clip CLIP's `visual` (the official `clip_model`, of which only the image tower runs here)."""
+
+    patch_size: int
+    width: int
+    layers: int
+    heads: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, image):
+        return OpenCLIPVisual(DEGRADATION_DIM, self.patch_size, self.width, self.layers, self.heads,
+                              dtype=self.dtype, name="visual")(image)
+
+
+class CLIPAdaptedImageEncoder(nn.Module):
+    """The official `CLIP_Adapted_ImageEncoder`: adapter(clip_model.encode_image(x)) on a CLIP-preprocessed image."""
+
+    patch_size: int = 32
+    width: int = 768
+    layers: int = 12
+    heads: int = 12
+    adapter_act: str = "gelu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, clip_input):
+        features = _ImageTower(self.patch_size, self.width, self.layers, self.heads, self.dtype,
+                               name="clip_model")(clip_input)
+        return adapter_mlp(features, self.adapter_act)
+
+
+class DegradationExtractor(nn.Module):
+    """[0, 1] NHWC image -> (N, 512) degradation vector: CLIP preprocessing (utils/dataset_utils_clip.py's
+    `transform_clip`), then `DA_adapter.get_image_features` (module names kept: `ad_imageEncoder`)."""
+
+    image_size: int = 224
+    patch_size: int = 32
+    width: int = 768
+    layers: int = 12
+    heads: int = 12
+    adapter_act: str = "gelu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, image):
+        encoder = CLIPAdaptedImageEncoder(self.patch_size, self.width, self.layers, self.heads, self.adapter_act,
+                                          self.dtype, name="ad_imageEncoder")
+        return encoder(preprocess(image, self.image_size))
+
+
+EXTRACTOR = "model_degradation"
+
+
+class VLUNetCLIP(nn.Module):
+    """VLU-Net with its degradation extractor: NHWC image -> restoration (train.py's `DAdunModel.forward`).
+
+    The extractor's output is a constant of the restoration (stop_gradient): the official CLIP and adapter
+    are frozen (requires_grad False); the training method keeps their parameters fixed too."""
+
+    de_dim: int = 7
+    inp_channels: int = 3
+    out_channels: int = 3
+    dim: int = 48
+    num_blocks: Sequence[int] = (4, 6, 6, 8)
+    num_refinement_blocks: int = 4
+    heads: Sequence[int] = (1, 2, 4, 8)
+    ffn_expansion_factor: float = 2.66
+    use_bias: bool = False
+    clip_image_size: int = 224
+    clip_patch_size: int = 32
+    clip_width: int = 768
+    clip_layers: int = 12
+    clip_heads: int = 12
+    adapter_act: str = "gelu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, inp, train: bool = False):
+        vector = DegradationExtractor(self.clip_image_size, self.clip_patch_size, self.clip_width, self.clip_layers,
+                                      self.clip_heads, self.adapter_act, self.dtype, name=EXTRACTOR)(inp)
+        vector = jax.lax.stop_gradient(vector)
+        net = VLUNet(self.de_dim, self.inp_channels, self.out_channels, self.dim, tuple(self.num_blocks),
+                     self.num_refinement_blocks, tuple(self.heads), self.ffn_expansion_factor, self.use_bias,
+                     self.dtype, name="net")
+        return net(inp, vector, train=train)
+
+
+# The LightningModule's state dict holds the whole DA_adapter: the text side and the image side's unused
+# text tower (clip_model's non-visual keys) are not part of the restoration.
+LIGHTNING_HOOKS_IGNORED = (r"^model_degradation\.ad_textEncoder\.",
+                           r"^model_degradation\.ad_imageEncoder\.clip_model\.(?!visual\.)")
+
+
 def _vlu_kwargs(official: dict) -> dict:
     kwargs = dict(official)
     if "bias" in kwargs:
@@ -196,4 +318,16 @@ registry.register_model(registry.ModelEntry(
     # The second input is the (N, 512) CLIP degradation vector.
     example_input_shapes=lambda model, shapes: [shapes[0], (shapes[0][0], DEGRADATION_DIM)],
     description="VLU-Net (CVPR 2025): unfolding with a CLIP degradation prior; inputs image + 512-d vector.",
+))
+
+
+registry.register_model(registry.ModelEntry(
+    name="vlu_net_clip",
+    builder=lambda **kw: VLUNetCLIP(**_vlu_kwargs(kw)),
+    translate_kwargs=_vlu_kwargs,
+    convert_hooks=ConvertHooks(renames=OPEN_CLIP_RENAMES, ignored=LIGHTNING_HOOKS_IGNORED + OPEN_CLIP_IGNORED),
+    pad_multiple=8,
+    min_size=8,
+    official_file="train.py",
+    description="VLU-Net with its frozen CLIP ViT-B/32 + adapter degradation extractor: image in, restoration out.",
 ))
