@@ -7,6 +7,8 @@
 - The method loads the extractor from an open_clip file + clip_tuned.pth-style adapter file and keeps it
   frozen; a tiny model trains through the loop on the bundled all-in-one mixture; `jaxir eval
   --benchmark allinone3` and `jaxir restore` run it with one input.
+- The adapter fine-tuning (method 'vlu_align'): the descriptions' tokens are open_clip's, both towers load
+  from an open_clip file, only the adapters learn, through the loop on the mixture with the task labels.
 """
 import json
 import math
@@ -188,3 +190,67 @@ def test_eval_benchmark_and_restore_run_with_one_input(tmp_path, monkeypatch, ca
     image = np.random.default_rng(0).uniform(size=(21, 30, 3)).astype(np.float32)
     restored = restore(image)
     assert restored.shape == image.shape and np.isfinite(restored).all()
+
+
+def test_description_tokens_are_open_clips():
+    from test_open_clip import _open_clip_module
+
+    from jaxir.models.vlu_net import DESCRIPTION_TOKENS, DESCRIPTIONS, description_ids
+
+    ids = _open_clip_module("tokenizer").SimpleTokenizer()(list(DESCRIPTIONS))  # open_clip.get_tokenizer('ViT-B-32')
+    np.testing.assert_array_equal(description_ids(7), ids.numpy())
+    assert [t[-1] for t in DESCRIPTION_TOKENS] == [49407] * 7
+
+
+def test_align_method_loads_both_towers_and_trains_only_the_adapters(tmp_path, torch_side):
+    import torch
+
+    from jaxir.models.clip import preprocess
+    from jaxir.models.vlu_net import _ImageTower, _TextTower
+
+    clip = torch_side[0]
+    torch.save(clip.state_dict(), tmp_path / "open_clip_pytorch_model.bin")
+    text = dict(vocab_size=40, context_length=8, text_width=16, text_heads=2, text_layers=1)
+    method = build_method({"name": "vlu_align", "kwargs": {"clip": str(tmp_path / "open_clip_pytorch_model.bin"),
+                                                           "num_tasks": 5, **text}})
+    aligner = method.wrap_model(registry.build_model("vlu_net_clip", **TINY), registry.get_entry("vlu_net_clip"))
+    x = jax.random.uniform(jax.random.key(0), (2, 24, 40, 3))
+    params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                          jax.eval_shape(aligner.init, jax.random.key(1), x)["params"])
+    prepared = jax.jit(method.prepare)(params)
+    image = _ImageTower(16, 32, 1, 2).apply({"params": prepared["ad_imageEncoder"]["clip_model"]}, preprocess(x, 32))
+    np.testing.assert_allclose(np.asarray(image), _torch_vector(clip, torch.nn.Identity(), np.asarray(x)), atol=2e-4)
+    ids = np.array([[3, 17, 30, 39, 0, 0, 0, 0], [5, 9, 11, 2, 33, 21, 7, 39]])
+    got = _TextTower(40, 8, 16, 2, 1).apply({"params": prepared["ad_textEncoder"]["clip_model"]}, jnp.asarray(ids))
+    with torch.no_grad():
+        want = clip.encode_text(torch.from_numpy(ids)).numpy()
+    np.testing.assert_allclose(np.asarray(got), want, atol=2e-4)
+    assert not any(np.any(np.asarray(a)) for a in jax.tree.leaves(prepared["ad_imageEncoder"]["adapter_0"]))
+    trainable = method.trainable(prepared)
+    for side in ("ad_imageEncoder", "ad_textEncoder"):
+        assert not any(jax.tree.leaves(trainable[side]["clip_model"]))
+        assert all(jax.tree.leaves({k: v for k, v in trainable[side].items() if k != "clip_model"}))
+
+
+# A few CPU-minutes (compiling the train step).
+@pytest.mark.slow
+def test_adapter_fine_tuning_trains_on_the_mixture(tmp_path):
+    from jaxir.train.loop import build_model, load_inference_variables, train
+
+    config = small_config("experiments/vlu_net_clip_align.py:aio3", dict(TINY), "aio3")
+    assert config.method.name == "vlu_align" and config.loss.target == "task"
+    config.method.kwargs.update({"text_width": 16, "text_heads": 2, "text_layers": 1})
+    metrics = train(config, tmp_path)
+    assert metrics["rejected_steps"] == 0 and math.isfinite(metrics["train_loss"])
+    trained = load_inference_variables(config, tmp_path)["params"]
+    model, _ = build_model(config)
+    params_key, dropout_key, _ = jax.random.split(jax.random.key(config.train.seed), 3)
+    fresh = jax.jit(lambda: model.init({"params": params_key, "dropout": dropout_key},
+                                       jnp.zeros((1, 16, 16, 3)), train=False))()["params"]
+    for side in ("ad_imageEncoder", "ad_textEncoder"):
+        for a, b in zip(jax.tree.leaves(fresh[side]["clip_model"]), jax.tree.leaves(trained[side]["clip_model"])):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        assert not np.array_equal(np.asarray(fresh[side]["adapter_0"]["kernel"]),
+                                  np.asarray(trained[side]["adapter_0"]["kernel"]))
+    logits = model.apply({"params": trained}, jnp.full((2, 16, 16, 3), 0.5))
+    assert logits.shape == (2, 5)

@@ -75,6 +75,7 @@ METHODS = {
     "rcot": "jaxir.methods.ot:ResidualConditionedOT",
     "tur": "jaxir.methods.tur:TaskUncertainty",
     "vlu": "jaxir.methods.vlu:FrozenCLIPExtractor",
+    "vlu_align": "jaxir.methods.vlu:CLIPAdapterAlignment",
 }
 
 

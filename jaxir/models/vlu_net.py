@@ -29,12 +29,13 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxir import registry
 from jaxir.convert.state_dict import ConvertHooks
 from jaxir.models.attention import dot_product_attention, l2_normalize, merge_heads, split_heads
 from jaxir.models.blocks import Conv2d, LayerNorm, Linear, interpolate_bilinear
-from jaxir.models.clip import OPEN_CLIP_IGNORED, OPEN_CLIP_RENAMES, OpenCLIPVisual, preprocess
+from jaxir.models.clip import OPEN_CLIP_IGNORED, OPEN_CLIP_RENAMES, CLIPTextModel, OpenCLIPVisual, preprocess
 from jaxir.models.restormer import MDTA, Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
 
 Dtype = Any
@@ -249,6 +250,94 @@ class DegradationExtractor(nn.Module):
         encoder = CLIPAdaptedImageEncoder(self.patch_size, self.width, self.layers, self.heads, self.adapter_act,
                                           self.dtype, name="ad_imageEncoder")
         return encoder(preprocess(image, self.image_size))
+
+
+# CLIP_degradation_extractor.ipynb's NHRBL_text (NHR_text: the first five), in jaxir's task order (TASK_IDS:
+# rain 3, haze 4, as utils/clip_dataset.py labels them by list position), and their open_clip 'ViT-B-32'
+# tokens (start 49406 ... end 49407; tests/test_vlu_net_clip.py checks them against open_clip's tokenizer).
+DESCRIPTIONS = ("image with noise", "image with many noise", "image with large amount of noise",
+                "image with rain", "image with haze", "image with blur", "image with low light")
+DESCRIPTION_TOKENS = ((49406, 2867, 593, 9307, 49407), (49406, 2867, 593, 1346, 9307, 49407),
+                      (49406, 2867, 593, 3638, 6403, 539, 9307, 49407), (49406, 2867, 593, 2443, 49407),
+                      (49406, 2867, 593, 22785, 49407), (49406, 2867, 593, 27976, 49407),
+                      (49406, 2867, 593, 1042, 1395, 49407))
+
+
+class _TextTower(nn.Module):
+    """An open_clip CLIP's text side (`token_embedding` ... `ln_final`, `text_projection`)."""
+
+    vocab_size: int = 49408
+    context_length: int = 77
+    width: int = 512
+    heads: int = 8
+    layers: int = 12
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, ids):
+        _, pooled = CLIPTextModel(self.vocab_size, self.width, 4 * self.width, self.layers, self.heads,
+                                  self.context_length, "gelu", 1e-5, eos_token_id=2, dtype=self.dtype, packed=True,
+                                  name="text")(ids)
+        proj = self.param("text_projection", nn.initializers.normal(self.width ** -0.5),
+                          (self.width, DEGRADATION_DIM), jnp.float32)
+        return pooled @ proj
+
+
+class CLIPAdaptedTextEncoder(nn.Module):
+    """The official `CLIP_Adapted_TextEncoder`: adapter(clip_model.encode_text(ids))."""
+
+    vocab_size: int = 49408
+    context_length: int = 77
+    width: int = 512
+    heads: int = 8
+    layers: int = 12
+    adapter_act: str = "leaky_relu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, ids):
+        features = _TextTower(self.vocab_size, self.context_length, self.width, self.heads, self.layers, self.dtype,
+                              name="clip_model")(ids)
+        return adapter_mlp(features, self.adapter_act)
+
+
+def description_ids(num_tasks: int, context_length: int = 77) -> np.ndarray:
+    ids = np.zeros((num_tasks, context_length), np.int32)
+    for i, tokens in enumerate(DESCRIPTION_TOKENS[:num_tasks]):
+        ids[i, :len(tokens)] = tokens
+    return ids
+
+
+class DegradationAligner(nn.Module):
+    """The fine-tuning notebook's `DA_adapter` forward: image -> logits_per_image = adapted image features @
+    adapted text features of the first `num_tasks` descriptions, transposed (no normalisation, no
+    temperature), trained with cross-entropy on the task label. `ad_imageEncoder` is laid out as
+    VLUNetCLIP's `model_degradation.ad_imageEncoder`."""
+
+    num_tasks: int = 7
+    clip_image_size: int = 224
+    clip_patch_size: int = 32
+    clip_width: int = 768
+    clip_layers: int = 12
+    clip_heads: int = 12
+    vocab_size: int = 49408
+    context_length: int = 77
+    text_width: int = 512
+    text_heads: int = 8
+    text_layers: int = 12
+    adapter_act: str = "leaky_relu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, image, train: bool = False):
+        image_features = CLIPAdaptedImageEncoder(self.clip_patch_size, self.clip_width, self.clip_layers,
+                                                 self.clip_heads, self.adapter_act, self.dtype,
+                                                 name="ad_imageEncoder")(preprocess(image, self.clip_image_size))
+        ids = jnp.asarray(description_ids(self.num_tasks, self.context_length))
+        text_features = CLIPAdaptedTextEncoder(self.vocab_size, self.context_length, self.text_width, self.text_heads,
+                                               self.text_layers, self.adapter_act, self.dtype,
+                                               name="ad_textEncoder")(ids)
+        return image_features @ text_features.T
 
 
 EXTRACTOR = "model_degradation"
