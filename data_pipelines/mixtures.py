@@ -64,17 +64,28 @@ NOISE_SIGMAS: dict[str, int] = {"denoise_15": 15, "denoise_25": 25, "denoise_50"
 #    trainer.py: denoise_* * 5, derain * 360, dehaze * 1, deblur (GoPro train,
 #    full frames) * 35, lowlight (LOL low/) * 150; the README's 5-task command
 #    trains denoise_25 only (--de_type derain dehaze denoise_25 deblur lowlight).
+#  vlu_net: xianggkl/VLU-Net utils/dataset_utils_clip.py (commit 8c2f7a7),
+#    PromptTrainDataset: s15/s25/s50 ids x 3 each, rs_ids (Rain100L) x 120,
+#    hazy, blurry (GoPro), lowlight (LOL) ids x 1.
+#  vlu_net_clip: the same repository's utils/clip_dataset.py, TrainDataset_forIR
+#    (the CLIP adapter fine-tuning): every list x 1 but rain's (list index 4) x 120.
 WEIGHTINGS: dict[str, dict[str, dict[str, float] | str]] = {
     "aio3": {
         "promptir": {"denoise_15": 3, "denoise_25": 3, "denoise_50": 3, "derain": 120, "dehaze": 1},
         "airnet": "uniform",
         "moce_ir": {"denoise_15": 3, "denoise_25": 3, "denoise_50": 3, "derain": 120, "dehaze": 1},
         "da_rcot": {"denoise_15": 5, "denoise_25": 5, "denoise_50": 5, "derain": 360, "dehaze": 1},
+        "vlu_net": {"denoise_15": 3, "denoise_25": 3, "denoise_50": 3, "derain": 120, "dehaze": 1},
+        "vlu_net_clip": {"denoise_15": 1, "denoise_25": 1, "denoise_50": 1, "derain": 120, "dehaze": 1},
     },
     "aio5": {
         "moce_ir": {"denoise_15": 3, "denoise_25": 3, "denoise_50": 3, "derain": 120, "dehaze": 1,
                     "deblur": 5, "lowlight": 20},
         "da_rcot": {"denoise_25": 5, "derain": 360, "dehaze": 1, "deblur": 35, "lowlight": 150},
+        "vlu_net": {"denoise_15": 3, "denoise_25": 3, "denoise_50": 3, "derain": 120, "dehaze": 1,
+                    "deblur": 1, "lowlight": 1},
+        "vlu_net_clip": {"denoise_15": 1, "denoise_25": 1, "denoise_50": 1, "derain": 120, "dehaze": 1,
+                         "deblur": 1, "lowlight": 1},
     },
 }
 DEFAULT_WEIGHTING = {"aio3": "promptir", "aio5": "moce_ir"}

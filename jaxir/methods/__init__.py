@@ -83,6 +83,8 @@ METHODS = {
     "freeze": "jaxir.methods.compose:Freeze",
     "gendeg": "jaxir.methods.gendeg:GenDegTraining",
     "osdface": "jaxir.methods.osdface:OSDFaceTraining",
+    "vlu": "jaxir.methods.vlu:FrozenCLIPExtractor",
+    "vlu_align": "jaxir.methods.vlu:CLIPAdapterAlignment",
 }
 
 

@@ -17,7 +17,7 @@ covariance of the NaN-free rows): √((μ_p - μ)ᵀ pinv((Σ_p + Σ)/2) (μ_p -
 
 The parameters (`niqe_pris_params.npz`: mu_pris_param, cov_pris_param, gaussian_window) are
 BasicSR's; jaxir does not bundle them. They are read from the installed `basicsr` package
-(the PyPI sdist ships the file; `pip install --no-deps basicsr==1.4.2`, jaxir's `test` extra,
+(the PyPI sdist ships the file; `pip install --no-deps basicsr==1.4.2`, as requirements-reference.txt,
 without importing basicsr, whose import needs torchvision), or from a path given as `params=`
 or in $JAXIR_NIQE_PARAMS.
 """

@@ -12,6 +12,14 @@ act as the proximal denoiser. The prompt is a softmax(linear(v))-weighted sum of
 `de_dim` learned prompts, v being the 512-d CLIP degradation vector of the input,
 bilinearly resized to the feature size. A second stream of image features y runs
 beside the features through the same U-Net (its own down/up-samplers).
+
+`VLUNetCLIP` (`vlu_net_clip`) is the whole system as the official train.py/test.py run
+it: the degradation vector is computed from the input by a frozen open_clip ViT-B/32
+image tower followed by the fine-tuned adapter MLP (net/clip.py `DA_adapter`,
+`get_image_features`), on the input resized to 224 and normalised as
+utils/dataset_utils_clip.py does. Submodules keep the official LightningModule's names
+(`net`, `model_degradation.ad_imageEncoder.{clip_model.visual, adapter}`), so its
+checkpoints convert as they are.
 """
 from __future__ import annotations
 
@@ -21,10 +29,13 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxir import registry
+from jaxir.convert.state_dict import ConvertHooks
 from jaxir.models.attention import dot_product_attention, l2_normalize, merge_heads, split_heads
-from jaxir.models.blocks import Conv2d, Linear, interpolate_bilinear
+from jaxir.models.blocks import Conv2d, LayerNorm, Linear, interpolate_bilinear
+from jaxir.models.clip import OPEN_CLIP_IGNORED, OPEN_CLIP_RENAMES, CLIPTextModel, OpenCLIPVisual, preprocess
 from jaxir.models.restormer import MDTA, Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
 
 Dtype = Any
@@ -172,6 +183,206 @@ class VLUNet(nn.Module):
         return out.astype(jnp.float32)
 
 
+ADAPTER_ACTIVATIONS = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "leaky_relu": lambda x: jax.nn.leaky_relu(x, 0.01),
+}
+
+
+def adapter_mlp(x, act: str = "gelu"):
+    """The official adapter `nn.Sequential`: (Linear, LayerNorm) x 3 on the 512-d CLIP feature with an
+    activation between, as layers `adapter_0, _1, _3, _4, _6, _7` of the calling compact module. net/clip.py
+    (train.py, test.py) has GELU, the fine-tuning notebook LeakyReLU; neither has parameters."""
+    for i in range(3):
+        if i:
+            x = ADAPTER_ACTIVATIONS[act](x)
+        x = Linear(DEGRADATION_DIM, name=f"adapter_{3 * i}")(x)
+        x = LayerNorm(1e-5, name=f"adapter_{3 * i + 1}")(x)
+    return x
+
+
+class _ImageTower(nn.Module):
+    """An open_clip CLIP's `visual` (the official `clip_model`, of which only the image tower runs here)."""
+
+    patch_size: int
+    width: int
+    layers: int
+    heads: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, image):
+        return OpenCLIPVisual(DEGRADATION_DIM, self.patch_size, self.width, self.layers, self.heads,
+                              dtype=self.dtype, name="visual")(image)
+
+
+class CLIPAdaptedImageEncoder(nn.Module):
+    """The official `CLIP_Adapted_ImageEncoder`: adapter(clip_model.encode_image(x)) on a CLIP-preprocessed image."""
+
+    patch_size: int = 32
+    width: int = 768
+    layers: int = 12
+    heads: int = 12
+    adapter_act: str = "gelu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, clip_input):
+        features = _ImageTower(self.patch_size, self.width, self.layers, self.heads, self.dtype,
+                               name="clip_model")(clip_input)
+        return adapter_mlp(features, self.adapter_act)
+
+
+class DegradationExtractor(nn.Module):
+    """[0, 1] NHWC image -> (N, 512) degradation vector: CLIP preprocessing (utils/dataset_utils_clip.py's
+    `transform_clip`), then `DA_adapter.get_image_features` (module names kept: `ad_imageEncoder`)."""
+
+    image_size: int = 224
+    patch_size: int = 32
+    width: int = 768
+    layers: int = 12
+    heads: int = 12
+    adapter_act: str = "gelu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, image):
+        encoder = CLIPAdaptedImageEncoder(self.patch_size, self.width, self.layers, self.heads, self.adapter_act,
+                                          self.dtype, name="ad_imageEncoder")
+        return encoder(preprocess(image, self.image_size))
+
+
+# CLIP_degradation_extractor.ipynb's NHRBL_text (NHR_text: the first five), in jaxir's task order (TASK_IDS:
+# rain 3, haze 4, as utils/clip_dataset.py labels them by list position), and their open_clip 'ViT-B-32'
+# tokens (start 49406 ... end 49407; tests/test_vlu_net_clip.py checks them against open_clip's tokenizer).
+DESCRIPTIONS = ("image with noise", "image with many noise", "image with large amount of noise",
+                "image with rain", "image with haze", "image with blur", "image with low light")
+DESCRIPTION_TOKENS = ((49406, 2867, 593, 9307, 49407), (49406, 2867, 593, 1346, 9307, 49407),
+                      (49406, 2867, 593, 3638, 6403, 539, 9307, 49407), (49406, 2867, 593, 2443, 49407),
+                      (49406, 2867, 593, 22785, 49407), (49406, 2867, 593, 27976, 49407),
+                      (49406, 2867, 593, 1042, 1395, 49407))
+
+
+class _TextTower(nn.Module):
+    """An open_clip CLIP's text side (`token_embedding` ... `ln_final`, `text_projection`)."""
+
+    vocab_size: int = 49408
+    context_length: int = 77
+    width: int = 512
+    heads: int = 8
+    layers: int = 12
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, ids):
+        _, pooled = CLIPTextModel(self.vocab_size, self.width, 4 * self.width, self.layers, self.heads,
+                                  self.context_length, "gelu", 1e-5, eos_token_id=2, dtype=self.dtype, packed=True,
+                                  name="text")(ids)
+        proj = self.param("text_projection", nn.initializers.normal(self.width ** -0.5),
+                          (self.width, DEGRADATION_DIM), jnp.float32)
+        return pooled @ proj
+
+
+class CLIPAdaptedTextEncoder(nn.Module):
+    """The official `CLIP_Adapted_TextEncoder`: adapter(clip_model.encode_text(ids))."""
+
+    vocab_size: int = 49408
+    context_length: int = 77
+    width: int = 512
+    heads: int = 8
+    layers: int = 12
+    adapter_act: str = "leaky_relu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, ids):
+        features = _TextTower(self.vocab_size, self.context_length, self.width, self.heads, self.layers, self.dtype,
+                              name="clip_model")(ids)
+        return adapter_mlp(features, self.adapter_act)
+
+
+def description_ids(num_tasks: int, context_length: int = 77) -> np.ndarray:
+    ids = np.zeros((num_tasks, context_length), np.int32)
+    for i, tokens in enumerate(DESCRIPTION_TOKENS[:num_tasks]):
+        ids[i, :len(tokens)] = tokens
+    return ids
+
+
+class DegradationAligner(nn.Module):
+    """The fine-tuning notebook's `DA_adapter` forward: image -> logits_per_image = adapted image features @
+    adapted text features of the first `num_tasks` descriptions, transposed (no normalisation, no
+    temperature), trained with cross-entropy on the task label. `ad_imageEncoder` is laid out as
+    VLUNetCLIP's `model_degradation.ad_imageEncoder`."""
+
+    num_tasks: int = 7
+    clip_image_size: int = 224
+    clip_patch_size: int = 32
+    clip_width: int = 768
+    clip_layers: int = 12
+    clip_heads: int = 12
+    vocab_size: int = 49408
+    context_length: int = 77
+    text_width: int = 512
+    text_heads: int = 8
+    text_layers: int = 12
+    adapter_act: str = "leaky_relu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, image, train: bool = False):
+        image_features = CLIPAdaptedImageEncoder(self.clip_patch_size, self.clip_width, self.clip_layers,
+                                                 self.clip_heads, self.adapter_act, self.dtype,
+                                                 name="ad_imageEncoder")(preprocess(image, self.clip_image_size))
+        ids = jnp.asarray(description_ids(self.num_tasks, self.context_length))
+        text_features = CLIPAdaptedTextEncoder(self.vocab_size, self.context_length, self.text_width, self.text_heads,
+                                               self.text_layers, self.adapter_act, self.dtype,
+                                               name="ad_textEncoder")(ids)
+        return image_features @ text_features.T
+
+
+EXTRACTOR = "model_degradation"
+
+
+class VLUNetCLIP(nn.Module):
+    """VLU-Net with its degradation extractor: NHWC image -> restoration (train.py's `DAdunModel.forward`).
+
+    The extractor's output is a constant of the restoration (stop_gradient): the official CLIP and adapter
+    are frozen (requires_grad False); the training method keeps their parameters fixed too."""
+
+    de_dim: int = 7
+    inp_channels: int = 3
+    out_channels: int = 3
+    dim: int = 48
+    num_blocks: Sequence[int] = (4, 6, 6, 8)
+    num_refinement_blocks: int = 4
+    heads: Sequence[int] = (1, 2, 4, 8)
+    ffn_expansion_factor: float = 2.66
+    use_bias: bool = False
+    clip_image_size: int = 224
+    clip_patch_size: int = 32
+    clip_width: int = 768
+    clip_layers: int = 12
+    clip_heads: int = 12
+    adapter_act: str = "gelu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, inp, train: bool = False):
+        vector = DegradationExtractor(self.clip_image_size, self.clip_patch_size, self.clip_width, self.clip_layers,
+                                      self.clip_heads, self.adapter_act, self.dtype, name=EXTRACTOR)(inp)
+        vector = jax.lax.stop_gradient(vector)
+        net = VLUNet(self.de_dim, self.inp_channels, self.out_channels, self.dim, tuple(self.num_blocks),
+                     self.num_refinement_blocks, tuple(self.heads), self.ffn_expansion_factor, self.use_bias,
+                     self.dtype, name="net")
+        return net(inp, vector, train=train)
+
+
+# The LightningModule's state dict holds the whole DA_adapter: the text side and the image side's unused
+# text tower (clip_model's non-visual keys) are not part of the restoration.
+LIGHTNING_HOOKS_IGNORED = (r"^model_degradation\.ad_textEncoder\.",
+                           r"^model_degradation\.ad_imageEncoder\.clip_model\.(?!visual\.)")
+
+
 def _vlu_kwargs(official: dict) -> dict:
     kwargs = dict(official)
     if "bias" in kwargs:
@@ -196,4 +407,16 @@ registry.register_model(registry.ModelEntry(
     # The second input is the (N, 512) CLIP degradation vector.
     example_input_shapes=lambda model, shapes: [shapes[0], (shapes[0][0], DEGRADATION_DIM)],
     description="VLU-Net (CVPR 2025): unfolding with a CLIP degradation prior; inputs image + 512-d vector.",
+))
+
+
+registry.register_model(registry.ModelEntry(
+    name="vlu_net_clip",
+    builder=lambda **kw: VLUNetCLIP(**_vlu_kwargs(kw)),
+    translate_kwargs=_vlu_kwargs,
+    convert_hooks=ConvertHooks(renames=OPEN_CLIP_RENAMES, ignored=LIGHTNING_HOOKS_IGNORED + OPEN_CLIP_IGNORED),
+    pad_multiple=8,
+    min_size=8,
+    official_file="train.py",
+    description="VLU-Net with its frozen CLIP ViT-B/32 + adapter degradation extractor: image in, restoration out.",
 ))
