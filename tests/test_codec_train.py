@@ -46,7 +46,7 @@ def _tiny_config(tmp_path, lmbda=0.0018, steps=8):
     return c
 
 
-@pytest.mark.slow  # compiles the codec's train step (about a CPU-minute)
+@pytest.mark.heavy  # train + eval with real bitstreams: ~18 min on the loaded 2-core machine
 def test_trains_through_the_loop_and_evaluates_real_bitstreams(tmp_path):
     from jaxir.cli import main
     from jaxir.codec.evaluation import evaluate_codec, load_codec

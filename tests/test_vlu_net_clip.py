@@ -137,8 +137,8 @@ def test_method_loads_the_extractor_files_and_freezes_it(tmp_path, torch_side):
         build_method({"name": "vlu"}).wrap_model(registry.build_model("nafnet"), registry.get_entry("nafnet"))
 
 
-# A few CPU-minutes (compiling the train step), as tests/test_allinone_train.py.
-@pytest.mark.slow
+# Compiling VLU-Net + CLIP's train step took > 40 min on the loaded 2-core machine: run by hand.
+@pytest.mark.heavy
 def test_trains_on_the_mixture_with_the_extractor_frozen(tmp_path):
     from jaxir.train.loop import build_model, load_inference_variables, train
 
