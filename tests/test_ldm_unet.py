@@ -29,6 +29,7 @@ def small():
     return model, variables
 
 
+@pytest.mark.slow  # ~2 min on 2 cores
 def test_remat_keeps_outputs_and_gradients(small):
     model, variables = small
     remat = registry.build_model("ldm_unet", remat=True, **SMALL)

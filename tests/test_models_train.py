@@ -47,7 +47,8 @@ CASES = {
               "mlp_ratio": 1.5, "scan_len": 4, "scan_method": "chunked", "scan_chunk": 64}, 32,
              "experiments/mair_cbsd68.py", [{"name": "gaussian_noise", "sigma": 15 / 255}]),
 }
-SLOW = {"convir", "p2ikt", "dvsr", "mambairv2", "mair"}
+# Each of these compiles for minutes on 2 cores: kept out of the default run (CI budget).
+SLOW = {"convir", "p2ikt", "dvsr", "mambairv2", "mair", "mair_unet", "stripformer", "restormer", "acl"}
 
 
 def small_config(name, kwargs, crop, recipe, degradation):

@@ -55,6 +55,7 @@ def test_trains_with_the_paper_losses_on_the_bundled_weather_mixture(tmp_path):
     assert all(np.isfinite(leaf).all() for leaf in leaves)
 
 
+@pytest.mark.slow  # ~1.5 min on 2 cores
 def test_inference_returns_the_full_resolution_restoration():
     # Outputs are (restored, 1/4-scale INR output); inference must take the first, at any multiple-of-4 size.
     from jaxir import registry
